@@ -1,0 +1,152 @@
+"""Checkpoint I/O: safetensors only, with the model's typed config in the metadata.
+
+Layout of the safetensors metadata (all values are strings, as the format requires):
+
+    resyncer.format_version   "1"
+    resyncer.kind             a key of registry.MODEL_KINDS ("generator", "syncformer", ...)
+    resyncer.config           the config dataclass as JSON
+
+Loading builds the model from the stored config and then checks every tensor name and shape
+before copying, so a wrong file fails with one sentence naming the file and the tensor.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import json
+import os
+import tempfile
+import typing
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import torch
+from safetensors import SafetensorError, safe_open
+from safetensors.torch import save_file
+
+from ..errors import CheckpointError
+from .registry import model_kind
+
+FORMAT_VERSION = 1
+_KEY_VERSION = "resyncer.format_version"
+_KEY_KIND = "resyncer.kind"
+_KEY_CONFIG = "resyncer.config"
+
+
+@dataclass(frozen=True)
+class CheckpointHeader:
+    path: Path
+    kind: str
+    format_version: int
+    config: dict[str, Any]
+
+
+def config_to_json(config: Any) -> str:
+    if not dataclasses.is_dataclass(config):
+        raise TypeError(f"model config must be a dataclass, got {type(config).__name__}")
+    return json.dumps(dataclasses.asdict(config), sort_keys=True)
+
+
+def config_from_dict(config_class: type, values: dict[str, Any], source: str = "config") -> Any:
+    """Builds a config dataclass from JSON values; lists become tuples where the field is a
+    tuple. Unknown keys are an error (a newer file), missing keys take their defaults."""
+    hints = typing.get_type_hints(config_class)
+    known = {f.name for f in dataclasses.fields(config_class)}
+    unknown = sorted(set(values) - known)
+    if unknown:
+        raise CheckpointError(
+            f"{source} has config fields {unknown} that {config_class.__name__} does not know; "
+            "update resyncer or re-save the checkpoint"
+        )
+    kwargs = {}
+    for name, value in values.items():
+        hint = hints.get(name)
+        is_tuple = hint is tuple or typing.get_origin(hint) is tuple
+        kwargs[name] = tuple(value) if is_tuple and isinstance(value, list) else value
+    return config_class(**kwargs)
+
+
+def save_checkpoint(model: torch.nn.Module, config: Any, kind: str, path: str | os.PathLike,
+                    extra_metadata: dict[str, str] | None = None) -> Path:
+    """Writes `model`'s state dict and config atomically (temp file in the same folder, then
+    rename), so an interrupted save never leaves a half-written checkpoint behind."""
+    model_kind(kind)  # fail early on an unknown kind
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
+    metadata = {_KEY_VERSION: str(FORMAT_VERSION), _KEY_KIND: kind, _KEY_CONFIG: config_to_json(config)}
+    metadata.update(extra_metadata or {})
+    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    os.close(fd)
+    try:
+        save_file(tensors, tmp_name, metadata=metadata)
+        os.replace(tmp_name, path)
+    except BaseException:
+        Path(tmp_name).unlink(missing_ok=True)
+        raise
+    return path
+
+
+def read_checkpoint_header(path: str | os.PathLike) -> CheckpointHeader:
+    path = Path(path)
+    if not path.is_file():
+        raise CheckpointError(f"checkpoint {path} does not exist; create one with `resyncer models init` or check the path")
+    try:
+        with safe_open(str(path), framework="pt") as handle:
+            metadata = handle.metadata() or {}
+    except (SafetensorError, OSError, ValueError) as error:
+        raise CheckpointError(f"checkpoint {path} is not a readable safetensors file ({error}); re-download or re-save it") from None
+    if _KEY_KIND not in metadata or _KEY_CONFIG not in metadata:
+        raise CheckpointError(f"checkpoint {path} has no resyncer metadata; convert foreign weights with the `resyncer_core.models` converters first")
+    try:
+        version = int(metadata.get(_KEY_VERSION, "0"))
+        config = json.loads(metadata[_KEY_CONFIG])
+    except (ValueError, json.JSONDecodeError):
+        raise CheckpointError(f"checkpoint {path} has corrupt resyncer metadata; re-save it") from None
+    if version > FORMAT_VERSION:
+        raise CheckpointError(f"checkpoint {path} uses format version {version}, newer than this resyncer ({FORMAT_VERSION}); update resyncer")
+    return CheckpointHeader(path=path, kind=metadata[_KEY_KIND], format_version=version, config=config)
+
+
+def load_state_into(model: torch.nn.Module, path: str | os.PathLike, device: str | torch.device = "cpu") -> None:
+    """Copies the tensors of a safetensors file into `model` after checking every name and
+    shape; the error names the file and the first offending tensor."""
+    path = Path(path)
+    expected = model.state_dict()
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as handle:
+            stored_names = set(handle.keys())
+            missing = sorted(set(expected) - stored_names)
+            unexpected = sorted(stored_names - set(expected))
+            if missing:
+                raise CheckpointError(f"checkpoint {path} lacks tensor {missing[0]!r} ({len(missing)} missing); it was saved from a different model or config")
+            if unexpected:
+                raise CheckpointError(f"checkpoint {path} has unexpected tensor {unexpected[0]!r} ({len(unexpected)} extra); it was saved from a different model or config")
+            loaded = {}
+            for name, target in expected.items():
+                shape = tuple(handle.get_slice(name).get_shape())
+                if shape != tuple(target.shape):
+                    raise CheckpointError(f"checkpoint {path} tensor {name!r} has shape {list(shape)} but the model expects {list(target.shape)}; the file does not match its config")
+                loaded[name] = handle.get_tensor(name)
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"checkpoint {path} is corrupt ({error}); re-download or re-save it") from None
+    model.load_state_dict(loaded, strict=True)
+
+
+def load_checkpoint(path: str | os.PathLike, kind: str | None = None,
+                    device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Any]:
+    """Builds the model a checkpoint describes and loads its weights; returns (model, config).
+    With `kind` given, a checkpoint of another kind is refused."""
+    header = read_checkpoint_header(path)
+    if kind is not None and header.kind != kind:
+        raise CheckpointError(f"checkpoint {header.path} holds a {header.kind} model, not a {kind}; pick the right file")
+    try:
+        model_class, config_class = model_kind(header.kind).load_classes()
+    except KeyError:
+        raise CheckpointError(f"checkpoint {header.path} holds unknown model kind {header.kind!r}; update resyncer") from None
+    config = config_from_dict(config_class, header.config, source=f"checkpoint {header.path}")
+    model = model_class(config)
+    load_state_into(model, header.path, device="cpu")
+    model.eval()
+    return model.to(device), config

@@ -1,0 +1,1 @@
+"""Training: datasets, losses, stage-1/stage-2/swap/personalization loops."""
