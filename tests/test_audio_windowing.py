@@ -1,0 +1,51 @@
+"""Long clips are encoded in overlapping windows with exactly one vector per frame."""
+
+import numpy as np
+import pytest
+import torch
+
+from resyncer_core.audio import EncodingWindow, MelAudioEncoder
+from resyncer_core.audio.encoder import plan_windows
+from resyncer_core.errors import ResyncerInputError
+
+
+@pytest.mark.parametrize(("frame_count", "fps"), [(1, 25), (24, 24), (250, 25), (1001, 30000 / 1001)])
+def test_windows_keep_every_frame_once_and_see_context(frame_count, fps):
+    window = EncodingWindow(window_seconds=2.0, context_seconds=0.5)
+    spans = plan_windows(frame_count, fps, window, alignment=320)
+    assert [s.core_start for s in spans] == [0] + [s.core_end for s in spans[:-1]]
+    assert spans[-1].core_end == frame_count
+    context = int(np.ceil(0.5 * fps))
+    for span in spans:
+        assert span.frames_start == max(0, span.core_start - context)
+        assert span.frames_end == min(frame_count, span.core_end + context)
+        assert span.sample_start % 320 == 0 and span.sample_start <= span.frames_start * 16000 / fps
+        assert span.sample_end == int(span.frames_end * 16000 / fps)
+
+
+def test_windowed_mel_equals_single_pass():
+    waveform = np.random.default_rng(0).uniform(-0.5, 0.5, 16000 * 5).astype(np.float32)
+    encoder = MelAudioEncoder()
+    single_pass = encoder.encode(waveform, 30000 / 1001)
+    encoder.window = EncodingWindow(window_seconds=1.0, context_seconds=0.3)
+    assert torch.equal(encoder.encode(waveform, 30000 / 1001), single_pass)
+
+
+@pytest.mark.parametrize(("window_seconds", "context_seconds"), [(0.0, 1.0), (1.0, -1.0)])
+def test_window_settings_are_checked(window_seconds, context_seconds):
+    with pytest.raises(ResyncerInputError):
+        EncodingWindow(window_seconds, context_seconds)
+
+
+@pytest.mark.parametrize(
+    ("waveform", "frame_count", "fps"),
+    [
+        (torch.zeros(16000), 25, 25),  # not batched
+        (torch.zeros(1, 16000), 0, 25),
+        (torch.zeros(1, 16000), 25, 0),
+        (torch.zeros(1, 0), 1, 25),
+    ],
+)
+def test_forward_inputs_are_checked(waveform, frame_count, fps):
+    with pytest.raises(ResyncerInputError):
+        MelAudioEncoder()(waveform, frame_count, fps)
