@@ -1,0 +1,72 @@
+"""`resyncer` console command.
+
+Every subcommand exits 0 on success and 2 on bad input with exactly one line on stderr;
+subcommands register themselves through small `add_*` functions so this file stays a router.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .errors import ResyncerInputError
+
+
+class _OneLineParser(argparse.ArgumentParser):
+    """argparse prints the whole usage block on a bad argument; users and scripts get one
+    line instead, and --help still shows the usage."""
+
+    def error(self, message: str):
+        self.exit(2, f"{self.prog}: error: {message} (see --help)\n")
+
+
+def _add_models_commands(subcommands) -> None:
+    models = subcommands.add_parser("models", help="create or inspect model checkpoints")
+    models_sub = models.add_subparsers(dest="models_command", required=True, parser_class=_OneLineParser)
+    init = models_sub.add_parser(
+        "init", help="write random-initialised checkpoints of every model from a preset",
+        description="Write random-initialised checkpoints of every model (the start of training, "
+                    "and the models tests and demos run with).")
+    init.add_argument("--preset", choices=_preset_names(), default="tiny",
+                      help="tiny: seconds on a CPU, for tests; small: CPU demos; paper: the paper's sizes")
+    init.add_argument("-o", "--output", required=True, type=Path, help="folder to write the checkpoints into")
+    init.add_argument("--seed", type=int, default=0, help="random seed of the initialisation")
+    init.add_argument("--force", action="store_true", help="overwrite checkpoints already in the folder")
+    init.set_defaults(handler=_run_models_init)
+
+
+def _preset_names() -> tuple[str, ...]:
+    from .models.presets import PRESET_NAMES
+    return PRESET_NAMES
+
+
+def _run_models_init(args) -> int:
+    from .models.presets import init_models
+    written = init_models(args.preset, args.output, seed=args.seed, overwrite=args.force)
+    for name, path in written.items():
+        print(f"{name}: {path}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = _OneLineParser(prog="resyncer", description="ReSyncer lip-sync, style transfer and face swap.")
+    subcommands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+    _add_models_commands(subcommands)
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.handler(args)
+    except ResyncerInputError as error:
+        print(f"resyncer: error: {error}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("resyncer: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())
