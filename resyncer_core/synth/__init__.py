@@ -1,0 +1,10 @@
+"""Procedural audio-visual corpus for tests, the demo and benchmarks: a real face photo that
+talks (head motion, opening mouth) in sync with a synthetic voice, all from one seed."""
+
+from .clip_file import write_synthetic_clip
+from .speech import synthetic_speech
+from .speech_plan import SpeechPlan
+from .talking_clip import SyntheticClipInfo, iter_synthetic_talking_clip, synthetic_talking_clip
+
+__all__ = ["SpeechPlan", "SyntheticClipInfo", "iter_synthetic_talking_clip", "synthetic_speech", "synthetic_talking_clip",
+           "write_synthetic_clip"]

@@ -1,0 +1,54 @@
+"""Output files that appear whole or not at all.
+
+A result is written under a hidden temporary name in the destination folder (same file
+system, so the final rename is atomic) and renamed onto the real name only when complete.
+A crash, an exception or Ctrl-C therefore never leaves a truncated video or WAV that looks
+like a finished one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import os
+import secrets
+from collections.abc import Iterator
+from pathlib import Path
+
+from ..errors import ResyncerInputError
+
+
+class PartialFile:
+    """A temporary file next to `path`; `commit()` renames it onto `path`, `discard()` deletes it."""
+
+    def __init__(self, path: str | os.PathLike):
+        self.path = Path(path)
+        if self.path.is_dir():
+            raise ResyncerInputError(f"output path {self.path} is a folder; give the path of a file to create")
+        self.temp_path = self.path.with_name(f".{self.path.name}.{secrets.token_hex(8)}.partial")
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            # Not tempfile.mkstemp: its 0600 mode would survive the rename and hide the result
+            # from other users; 0666 minus the umask is what a plain open() would give.
+            os.close(os.open(self.temp_path, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o666))
+        except OSError as error:
+            raise ResyncerInputError(f"cannot write to {self.path} ({error.strerror}); choose a writable folder") from None
+
+    def commit(self) -> Path:
+        os.replace(self.temp_path, self.path)
+        return self.path
+
+    def discard(self) -> None:
+        self.temp_path.unlink(missing_ok=True)
+
+
+@contextlib.contextmanager
+def partial_file(path: str | os.PathLike) -> Iterator[Path]:
+    """Yields a temporary path to write to; on normal exit it becomes `path`, on any
+    exception (KeyboardInterrupt included) it is deleted."""
+    partial = PartialFile(path)
+    try:
+        yield partial.temp_path
+        partial.commit()
+    except BaseException:
+        partial.discard()
+        raise
