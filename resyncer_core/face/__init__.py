@@ -1,0 +1,44 @@
+"""Face tracking and face geometry.
+
+Importing this package loads no network: the MediaPipe ports load their weights on first use.
+Names are resolved lazily so `import resyncer_core.face` stays cheap.
+"""
+
+from __future__ import annotations
+
+import importlib
+
+_EXPORTS = {
+    "FaceTracker": ".tracker",
+    "FaceObservation": ".observation",
+    "FaceDetector": ".detector",
+    "FaceDetection": ".detector",
+    "FaceLandmarkModel": ".landmark_model",
+    "FaceTrack": ".track",
+    "build_face_track": ".track",
+    "posed_mesh_in_crop": ".track",
+    "Pose": ".canonical",
+    "fit_pose": ".canonical",
+    "to_canonical": ".canonical",
+    "from_canonical": ".canonical",
+    "smooth_pose": ".smoothing",
+    "crop_affine_from_landmarks": ".alignment",
+    "warp_to_crop": ".alignment",
+    "warp_from_crop": ".alignment",
+    "invert_affine": ".alignment",
+    "crop_points": ".alignment",
+    "lower_face_mask": ".masks",
+    "full_face_mask": ".masks",
+    "feathered_mask": ".masks",
+    "landmark_hull_mask": ".masks",
+}
+
+
+def __getattr__(name: str):
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(_EXPORTS))
