@@ -29,7 +29,7 @@ def test_rendered_tracked_mesh_covers_the_real_face(astronaut_track):
     _, track = astronaut_track
     vertices = track.mesh_in_crop()
     coverage = get_renderer("torch").render(vertices, torch.as_tensor(triangles()), 256).coverage > 0
-    landmarks_in_crop = crop_points(torch.as_tensor(track.landmarks), torch.as_tensor(track.crop_affine))
+    landmarks_in_crop = crop_points(torch.tensor(track.landmarks), torch.tensor(track.crop_affine))
     hull = landmark_hull_mask(landmarks_in_crop, 256) > 0
     iou = float((coverage & hull).sum() / (coverage | hull).sum())
     assert iou >= 0.9, iou
