@@ -28,7 +28,7 @@ def test_rendered_tracked_mesh_covers_the_real_face(astronaut_track):
     """Mesh coverage vs the hull of the tracked landmarks in the crop: IoU ≥ 0.9 (issue 3)."""
     _, track = astronaut_track
     vertices = track.mesh_in_crop()
-    coverage = get_renderer("torch").render(vertices, torch.as_tensor(triangles()), 256).coverage > 0
+    coverage = get_renderer("torch").render(vertices, torch.tensor(triangles()), 256).coverage > 0
     landmarks_in_crop = crop_points(torch.tensor(track.landmarks), torch.tensor(track.crop_affine))
     hull = landmark_hull_mask(landmarks_in_crop, 256) > 0
     iou = float((coverage & hull).sum() / (coverage | hull).sum())
@@ -40,7 +40,7 @@ def test_overlay_paints_white_mesh_only_inside_the_lower_face_mask(astronaut_tra
     frames = torch.as_tensor(image)[None].permute(0, 3, 1, 2).float() / 127.5 - 1
     crops = warp_to_crop(frames, torch.as_tensor(track.crop_affine))
     vertices = track.mesh_in_crop()
-    rendered = get_renderer("torch").render(vertices, torch.as_tensor(triangles()), 256)
+    rendered = get_renderer("torch").render(vertices, torch.tensor(triangles()), 256)
     mask = lower_face_mask(vertices)
     overlay = mesh_overlay(crops, rendered.image, mask)
     outside = mask == 0
