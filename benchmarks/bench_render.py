@@ -10,10 +10,10 @@ by other processes).
 from __future__ import annotations
 
 import argparse
-import time
 
 import numpy as np
 import torch
+from timing import best_ms_per_frame
 
 from resyncer_core.face import topology
 from resyncer_core.face.alignment import crop_affine_from_landmarks, crop_points
@@ -30,20 +30,6 @@ def crop_meshes(count: int, device: torch.device) -> torch.Tensor:
     pose = Pose(torch.full((count,), 10.0), torch.tensor(rotations, dtype=torch.float32), torch.tensor([[320.0, 240.0, 0.0]]).expand(count, 3))
     landmarks = from_canonical(torch.tensor(topology.template_vertices()), pose)
     return crop_points(landmarks, crop_affine_from_landmarks(landmarks)).to(device)
-
-
-def best_ms_per_frame(run, frames: int, repeats: int, device: torch.device) -> float:
-    run()  # warm-up: allocator, lazy data loads
-    times = []
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        run()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        times.append(time.perf_counter() - start)
-    return 1000 * min(times) / frames
 
 
 def main() -> None:

@@ -11,12 +11,12 @@ tracking (detection on the first frame, then ROI propagation), the per-frame cos
 from __future__ import annotations
 
 import argparse
-import time
 from pathlib import Path
 
 import numpy as np
 import torch
 from PIL import Image
+from timing import best_ms_per_frame
 
 from resyncer_core.face.detector import FaceDetector
 from resyncer_core.face.landmark_model import FaceLandmarkModel, roi_from_detection
@@ -32,20 +32,6 @@ def make_frames(width: int, height: int, count: int) -> np.ndarray:
     left, top = (width - side) // 2, (height - side) // 2
     canvas[top:top + side, left:left + side] = np.asarray(face.resize((side, side), Image.BILINEAR))
     return np.repeat(canvas[None], count, axis=0)
-
-
-def milliseconds_per_frame(run, frames_per_call: int, repeats: int, device: torch.device) -> float:
-    run()  # warm-up (weights load, allocator, kernels)
-    best = float("inf")
-    for _ in range(repeats):
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        start = time.perf_counter()
-        run()
-        if device.type == "cuda":
-            torch.cuda.synchronize()
-        best = min(best, time.perf_counter() - start)
-    return 1000.0 * best / frames_per_call
 
 
 def main() -> int:
@@ -73,11 +59,11 @@ def main() -> int:
                                    for i in range(args.batch)]),
         }
         for stage, (batched, single) in rows.items():
-            batched_ms = milliseconds_per_frame(batched, args.batch, args.repeats, device)
-            single_ms = milliseconds_per_frame(single, args.batch, args.repeats, device)
+            batched_ms = best_ms_per_frame(batched, args.batch, args.repeats, device)
+            single_ms = best_ms_per_frame(single, args.batch, args.repeats, device)
             print(f"{width}x{height:<6} {stage:>10} {batched_ms:10.2f} {single_ms:10.2f}")
         clip = frames.cpu().numpy()
-        track_ms = milliseconds_per_frame(lambda: tracker.track_landmarks(clip), args.batch, args.repeats, device)
+        track_ms = best_ms_per_frame(lambda: tracker.track_landmarks(clip), args.batch, args.repeats, device)
         print(f"{width}x{height:<6} {'track':>10} {track_ms:10.2f} {'':>10}")
     return 0
 

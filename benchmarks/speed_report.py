@@ -17,10 +17,10 @@ from __future__ import annotations
 
 import argparse
 import tempfile
-import time
 from pathlib import Path
 
 import torch
+from timing import best_ms_per_frame
 from torch.utils.flop_counter import FlopCounterMode
 
 from resyncer_core.audio import Wav2Vec2AudioEncoder, make_random_wav2vec2
@@ -33,19 +33,9 @@ FPS = 25
 WINDOW_FRAMES = 100
 
 
-def _best_ms(run, repeats: int) -> float:
+def _best_ms(run, frames: int, repeats: int, device: torch.device) -> float:
     with torch.inference_mode():
-        return _best_seconds(run, repeats) * 1000
-
-
-def _best_seconds(run, repeats: int) -> float:
-    run()
-    best = float("inf")
-    for _ in range(repeats):
-        start = time.perf_counter()
-        run()
-        best = min(best, time.perf_counter() - start)
-    return best
+        return best_ms_per_frame(run, frames, repeats, device)
 
 
 def _flops(run) -> int:
@@ -90,7 +80,7 @@ def report(presets: list[str], device: torch.device, repeats: int) -> None:
                 module.requires_grad_(False)
                 params = sum(p.numel() for p in module.parameters()) / 1e6
                 gflops = _flops(run) / frames / 1e9
-                ms = _best_ms(run, repeats) / frames
+                ms = _best_ms(run, frames, repeats, device)
                 print(f"{preset:8} {name:14} {params:11.2f} {gflops:13.3f} {ms:10.2f}", flush=True)
 
 

@@ -11,19 +11,15 @@ from resyncer_core.face import topology
 TOOL = Path(__file__).resolve().parent.parent / "tools" / "extract_mediapipe_geometry.py"
 
 
+def load_tool():
+    spec = importlib.util.spec_from_file_location("extract_mediapipe_geometry", TOOL)
+    tool = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(tool)
+    return tool
+
+
 def boundary_loop_lengths(triangles: np.ndarray) -> list[int]:
-    directed = {(int(t[i]), int(t[(i + 1) % 3])) for t in triangles for i in range(3)}
-    following = {a: b for (a, b) in directed if (b, a) not in directed}
-    lengths, seen = [], set()
-    for start in following:
-        if start in seen:
-            continue
-        loop = [start]
-        while following[loop[-1]] != start:
-            loop.append(following[loop[-1]])
-        seen.update(loop)
-        lengths.append(len(loop))
-    return sorted(lengths)
+    return sorted(len(loop) for loop in load_tool().boundary_loops(triangles))
 
 
 def test_stored_geometry_has_the_mediapipe_shapes():
@@ -72,9 +68,7 @@ def test_named_regions_nest_and_contain_their_landmarks():
 
 def test_extraction_tool_regenerates_the_stored_file(tmp_path):
     """Round trip: write MediaPipe-format sources from the stored arrays, extract them again."""
-    spec = importlib.util.spec_from_file_location("extract_mediapipe_geometry", TOOL)
-    tool = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(tool)
+    tool = load_tool()
 
     vertices = topology.template_vertices()
     with np.load(topology.DATA_FILE, allow_pickle=False) as stored:

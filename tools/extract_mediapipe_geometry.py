@@ -89,9 +89,9 @@ def parse_tessellation(text: str) -> np.ndarray:
     return edges[:, :, 0]
 
 
-def outer_boundary_loop(triangles: np.ndarray, vertices: np.ndarray) -> np.ndarray:
-    """The face oval: the longest boundary loop, in winding order, starting at the forehead top."""
-    directed = Counter((int(t[i]), int(t[(i + 1) % 3])) for t in triangles for i in range(3))
+def boundary_loops(triangles: np.ndarray) -> list[list[int]]:
+    """The mesh's open boundaries (edges with no opposite twin), each in winding order."""
+    directed = {(int(t[i]), int(t[(i + 1) % 3])) for t in triangles for i in range(3)}
     following = {a: b for (a, b) in directed if (b, a) not in directed}
     loops, seen = [], set()
     for start in following:
@@ -102,7 +102,12 @@ def outer_boundary_loop(triangles: np.ndarray, vertices: np.ndarray) -> np.ndarr
             loop.append(following[loop[-1]])
         seen.update(loop)
         loops.append(loop)
-    oval = max(loops, key=len)
+    return loops
+
+
+def outer_boundary_loop(triangles: np.ndarray, vertices: np.ndarray) -> np.ndarray:
+    """The face oval: the longest boundary loop, in winding order, starting at the forehead top."""
+    oval = max(boundary_loops(triangles), key=len)
     top = int(np.argmax(vertices[oval, 1]))
     return np.array(oval[top:] + oval[:top], dtype=np.int64)
 
