@@ -88,10 +88,15 @@ def save_checkpoint(model: torch.nn.Module, config: Any, kind: str, path: str | 
     return path
 
 
-def read_checkpoint_header(path: str | os.PathLike) -> CheckpointHeader:
+def _existing_file(path: str | os.PathLike) -> Path:
     path = Path(path)
     if not path.is_file():
         raise CheckpointError(f"checkpoint {path} does not exist; create one with `resyncer models init` or check the path")
+    return path
+
+
+def read_checkpoint_header(path: str | os.PathLike) -> CheckpointHeader:
+    path = _existing_file(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
             metadata = handle.metadata() or {}
@@ -112,7 +117,7 @@ def read_checkpoint_header(path: str | os.PathLike) -> CheckpointHeader:
 def load_state_into(model: torch.nn.Module, path: str | os.PathLike, device: str | torch.device = "cpu") -> None:
     """Copies the tensors of a safetensors file into `model` after checking every name and
     shape; the error names the file and the first offending tensor."""
-    path = Path(path)
+    path = _existing_file(path)
     expected = model.state_dict()
     try:
         with safe_open(str(path), framework="pt", device=str(device)) as handle:
