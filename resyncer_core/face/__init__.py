@@ -6,7 +6,7 @@ Names are resolved lazily so `import resyncer_core.face` stays cheap.
 
 from __future__ import annotations
 
-import importlib
+from ..lazy_exports import lazy_exports
 
 _EXPORTS = {
     "FaceTracker": ".tracker",
@@ -33,12 +33,4 @@ _EXPORTS = {
     "landmark_hull_mask": ".masks",
 }
 
-
-def __getattr__(name: str):
-    if name in _EXPORTS:
-        return getattr(importlib.import_module(_EXPORTS[name], __name__), name)
-    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
-
-
-def __dir__() -> list[str]:
-    return sorted(set(globals()) | set(_EXPORTS))
+__getattr__, __dir__ = lazy_exports(__name__, _EXPORTS, globals())
