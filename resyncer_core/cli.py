@@ -52,7 +52,15 @@ def _run_models_init(args) -> int:
 def build_parser() -> argparse.ArgumentParser:
     parser = _OneLineParser(prog="resyncer", description="ReSyncer lip-sync, style transfer and face swap.")
     subcommands = parser.add_subparsers(dest="command", required=True, parser_class=_OneLineParser)
+    # Imported here, not at the top: `import resyncer_core.cli` stays cheap for tools that only
+    # need main(), and each module keeps its own heavy imports inside its handlers.
+    from .graph.command import add_run_workflow_parser
+    from .pipeline.commands import add_drive_parser, add_lipsync_parser, add_personalize_parser, add_swap_parser
+
     _add_models_commands(subcommands)
+    for add_parser in (add_lipsync_parser, add_drive_parser, add_swap_parser, add_personalize_parser,
+                       add_run_workflow_parser):
+        add_parser(subcommands)
     return parser
 
 

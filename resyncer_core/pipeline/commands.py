@@ -1,0 +1,181 @@
+"""The `resyncer lipsync | drive | swap | personalize` subcommands: argument definitions and
+handlers. cli.py routes to the add_* functions here; heavy imports happen in the handlers."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+from .chunking import LONG_AUDIO_MODES, SHORT_AUDIO_MODES
+from .stages import DEFAULT_FEATHER_PX, GENERATOR_BATCH_SIZE
+
+
+def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", type=Path, default=None,
+                        help="models folder (default: $RESYNCER_MODELS, else ./models)")
+    parser.add_argument("--generator", type=Path, default=None,
+                        help="generator checkpoint to use instead of the folder's (e.g. from `resyncer personalize`)")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 … (default cpu)")
+
+
+def _add_render_arguments(parser: argparse.ArgumentParser) -> None:
+    _add_model_arguments(parser)
+    parser.add_argument("--batch-size", type=int, default=GENERATOR_BATCH_SIZE, help="crops per generator call")
+    parser.add_argument("--feather", type=int, default=DEFAULT_FEATHER_PX,
+                        help="blend-mask erosion and blur in crop pixels (0: hard edge)")
+    parser.add_argument("--crf", type=int, default=18, help="x264 quality, 0 (lossless) … 51 (default 18)")
+    parser.add_argument("--x264-preset", default="medium", help="x264 speed preset (default medium)")
+
+
+def _add_length_arguments(parser: argparse.ArgumentParser, driving: str) -> None:
+    parser.add_argument("--long-audio", choices=LONG_AUDIO_MODES, default="pingpong",
+                        help=f"{driving} longer than the video: play the video forward and backward (pingpong) "
+                             f"or cut the {driving} (trim)")
+    parser.add_argument("--short-audio", choices=SHORT_AUDIO_MODES, default="trim",
+                        help=f"{driving} shorter than the video: cut the video (trim) or play it all with "
+                             "silence after the audio (pad)")
+
+
+def add_lipsync_parser(subcommands) -> None:
+    parser = subcommands.add_parser(
+        "lipsync", help="lip-sync a video to an audio file",
+        description="Lip-sync a video to driving audio (Style-SyncFormer meshes, mesh overlay, style-based "
+                    "generator). The output has as many frames as the audio spans, with the audio muxed in.")
+    parser.add_argument("--video", required=True, type=Path, help="target video")
+    parser.add_argument("--audio", required=True, type=Path, help="driving audio (any file with sound)")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="output .mp4")
+    parser.add_argument("--style-from", type=Path, default=None,
+                        help="take the speaking style from this video instead of the target (style transfer)")
+    _add_length_arguments(parser, "audio")
+    _add_render_arguments(parser)
+    parser.set_defaults(handler=_run_lipsync)
+
+
+def add_drive_parser(subcommands) -> None:
+    parser = subcommands.add_parser(
+        "drive", help="lip-sync a video to another video's mouth motion",
+        description="Video-driven lip-sync: the driver's mesh displacements on the target's template; "
+                    "the driver's audio is muxed in when it has any.")
+    parser.add_argument("--video", required=True, type=Path, help="target video")
+    parser.add_argument("--driver", required=True, type=Path, help="driver video (a talking face)")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="output .mp4")
+    _add_length_arguments(parser, "driver")
+    _add_render_arguments(parser)
+    parser.set_defaults(handler=_run_drive)
+
+
+def add_swap_parser(subcommands) -> None:
+    parser = subcommands.add_parser(
+        "swap", help="swap the face of a video, lip-synced to audio when given",
+        description="Face swap: the identity's face shape and appearance on the target video; with --audio "
+                    "the mouth follows the audio, without it the target's own mouth motion (and soundtrack).")
+    parser.add_argument("--video", required=True, type=Path, help="target video")
+    parser.add_argument("--identity", required=True, type=Path, help="image or video of the face to put in")
+    parser.add_argument("--audio", type=Path, default=None, help="driving audio (optional)")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="output .mp4")
+    _add_length_arguments(parser, "audio")
+    _add_render_arguments(parser)
+    parser.set_defaults(handler=_run_swap)
+
+
+def add_personalize_parser(subcommands) -> None:
+    from ..train.personalize import PersonalizeConfig
+
+    defaults = PersonalizeConfig(steps=1)
+    parser = subcommands.add_parser(
+        "personalize", help="fine-tune the generator on one person's video",
+        description="Full-parameter fine-tuning of the generator on a target clip (L1 + adversarial, + VGG "
+                    "perceptual when models/vgg19.safetensors holds pretrained weights). Use the result "
+                    "with `resyncer lipsync --generator`.")
+    parser.add_argument("--video", required=True, type=Path, help="clip of the target person")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="generator checkpoint to write (.safetensors)")
+    parser.add_argument("--steps", required=True, type=int, help="optimisation steps")
+    parser.add_argument("--lr", type=float, default=defaults.lr, help=f"Adam learning rate (default {defaults.lr:g})")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="samples per step")
+    parser.add_argument("--max-frames", type=int, default=defaults.max_frames,
+                        help="use at most this many leading frames of the clip")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
+    _add_model_arguments(parser)
+    parser.set_defaults(handler=_run_personalize)
+
+
+def _progress_printer():
+    """Progress on one rewritten stderr line when stderr is a terminal; silent otherwise, so
+    logs and scripts see only the summary (and an error stays one line)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(stage: str, done: int, total: int) -> None:
+        print(f"\r{stage}: {done}/{total}    ", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+def _callbacks():
+    from .progress import PipelineCallbacks
+
+    return PipelineCallbacks(progress=_progress_printer())
+
+
+def _quiet_model_loading() -> None:
+    """transformers draws a "Loading weights" bar on stderr when Wav2Vec2 loads; the CLI shows
+    its own progress and keeps stderr to one line on error."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
+
+
+def _render_setup(args, with_audio: bool):
+    from .engine import RenderOptions
+    from .models import load_pipeline_models
+
+    _quiet_model_loading()
+    options = RenderOptions(batch_size=args.batch_size, feather=args.feather, crf=args.crf,
+                            x264_preset=args.x264_preset)
+    models = load_pipeline_models(args.models, args.device, with_audio=with_audio, generator_path=args.generator)
+    return models, options
+
+
+def _finish(result) -> int:
+    if sys.stderr.isatty():
+        print(file=sys.stderr)  # end the progress line
+    print(result.summary())
+    return 0
+
+
+def _run_lipsync(args) -> int:
+    from .lipsync import lipsync_video
+
+    models, options = _render_setup(args, with_audio=True)
+    return _finish(lipsync_video(args.video, args.audio, args.output, models, style_from=args.style_from,
+                                 long_audio=args.long_audio, short_audio=args.short_audio, options=options,
+                                 callbacks=_callbacks()))
+
+
+def _run_drive(args) -> int:
+    from .drive import drive_video
+
+    models, options = _render_setup(args, with_audio=False)
+    return _finish(drive_video(args.video, args.driver, args.output, models, long_audio=args.long_audio,
+                               short_audio=args.short_audio, options=options, callbacks=_callbacks()))
+
+
+def _run_swap(args) -> int:
+    from .swap import swap_video
+
+    models, options = _render_setup(args, with_audio=args.audio is not None)
+    return _finish(swap_video(args.video, args.identity, args.output, models, audio=args.audio,
+                              long_audio=args.long_audio, short_audio=args.short_audio, options=options,
+                              callbacks=_callbacks()))
+
+
+def _run_personalize(args) -> int:
+    from ..train.personalize import PersonalizeConfig, personalize_video
+
+    config = PersonalizeConfig(steps=args.steps, lr=args.lr, batch_size=args.batch_size, max_frames=args.max_frames,
+                               seed=args.seed)
+    path = personalize_video(args.video, args.output, config, models_dir=args.models, device=args.device,
+                             generator_path=args.generator, log=print, callbacks=_callbacks())
+    print(f"wrote {path}")
+    return 0

@@ -1,0 +1,50 @@
+"""Audio-driven lip-sync of a video (paper §3.1–3.2), and speaking-style transfer with
+`style_from`.
+
+The style reference is T_S = 90 frames of ΔM (paper): by default the target's own, from the
+window with the most tracked frames and, among those, the most mouth motion
+(stages.choose_style_window); with `style_from`, the same window choice over the first
+STYLE_SEARCH_SECONDS of another video. The mouth is drawn on the target's template, the
+reference frame is the target frame itself (paper A.1, production), and the driving audio is
+muxed into the output.
+"""
+
+from __future__ import annotations
+
+import os
+
+from ..audio import SAMPLE_RATE, frame_count_for, load_audio
+from ..face import FaceTracker
+from ..video import probe_video
+from .audio_driving import audio_driven_meshes
+from .engine import PipelineResult, RenderJob, RenderOptions, check_output_path, render_video
+from .models import PipelineModels
+from .progress import PipelineCallbacks, StageClock
+from .tracking import track_for_plan, track_video
+
+# A style video is searched for its best window over this many seconds, not its whole length.
+STYLE_SEARCH_SECONDS = 30
+
+
+def lipsync_video(video: str | os.PathLike, audio: str | os.PathLike, output: str | os.PathLike,
+                  models: PipelineModels, style_from: str | os.PathLike | None = None,
+                  long_audio: str = "pingpong", short_audio: str = "trim", options: RenderOptions | None = None,
+                  callbacks: PipelineCallbacks | None = None, tracker: FaceTracker | None = None) -> PipelineResult:
+    """Lip-syncs `video` to `audio` into `output` (see chunking for the length modes)."""
+    output = check_output_path(output, video, audio, style_from)
+    callbacks = callbacks or PipelineCallbacks()
+    clock = StageClock()
+    info = probe_video(video)
+    style_info = None if style_from is None else probe_video(style_from)
+    waveform = load_audio(audio)
+    tracker = tracker or FaceTracker(models.device)
+    track, plan = track_for_plan(tracker, info, frame_count_for(len(waveform), info.fps), long_audio, short_audio,
+                                 clock, callbacks)
+    style_track = track if style_info is None else track_video(
+        tracker, style_from, round(STYLE_SEARCH_SECONDS * style_info.fps), clock=clock, callbacks=callbacks,
+        info=style_info)
+    meshes = audio_driven_meshes(models, waveform, info.fps, plan.frame_count, style_track,
+                                 video if style_from is None else style_from, track.template, clock, callbacks)
+    job = RenderJob(video_path=info.path, frame_rate=info.frame_rate, track=track, source_indices=plan.source_indices,
+                    meshes=meshes, mask_mode="mouth", audio=(plan.fit_audio(waveform, info.fps, SAMPLE_RATE), SAMPLE_RATE))
+    return render_video(job, models.generator, output, options, callbacks, clock)

@@ -1,0 +1,93 @@
+"""Finding and loading the models a pipeline needs from a models folder.
+
+The folder is the one `resyncer models init` writes (models.presets.MODEL_FILES names plus the
+Wav2Vec2 folder). It comes from the caller (the CLI's --models), else the RESYNCER_MODELS
+environment variable, else ./models. A missing model is a one-line error that says where to
+put it, since no trained ReSyncer weights exist to download.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import torch
+
+from ..audio import load_audio_encoder
+from ..errors import ResyncerInputError
+from ..models.checkpoint import load_checkpoint
+from ..models.presets import MODEL_FILES, WAV2VEC2_FOLDER
+
+MODELS_ENV = "RESYNCER_MODELS"
+DEFAULT_MODELS_DIR = Path("models")
+
+
+def resolve_models_dir(models_dir: str | os.PathLike | None = None) -> Path:
+    """The models folder: `models_dir`, else $RESYNCER_MODELS, else ./models; it must exist."""
+    folder = Path(models_dir) if models_dir else Path(os.environ.get(MODELS_ENV) or DEFAULT_MODELS_DIR)
+    if not folder.is_dir():
+        raise ResyncerInputError(
+            f"models folder {folder} does not exist; run `resyncer models init --preset tiny -o {folder}` "
+            f"or pass --models (or set {MODELS_ENV})")
+    return folder
+
+
+def model_file(models_dir: Path, kind: str) -> Path:
+    """The checkpoint of `kind` in the folder, or a one-line error naming where it belongs."""
+    path = models_dir / (WAV2VEC2_FOLDER if kind == "wav2vec2" else MODEL_FILES[kind])
+    if not path.exists():
+        what = "Wav2Vec2 folder" if kind == "wav2vec2" else kind
+        raise ResyncerInputError(
+            f"no {what} at {path}; run `resyncer models init --preset tiny -o {models_dir}` or train one")
+    return path
+
+
+def resolve_device(device: str | torch.device) -> torch.device:
+    try:
+        resolved = torch.device(device)
+    except (RuntimeError, TypeError):
+        raise ResyncerInputError(f"device {device!r} is not a torch device; use cpu, cuda or cuda:N") from None
+    if resolved.type == "cuda" and not torch.cuda.is_available():
+        raise ResyncerInputError(f"device {device} was asked for but CUDA is not available; use --device cpu")
+    return resolved
+
+
+def load_generator(models_dir: Path | None, device: torch.device, path: str | os.PathLike | None = None):
+    """The generator at `path` (e.g. a personalised one), else the folder's."""
+    checkpoint = Path(path) if path else model_file(models_dir, "generator")
+    return load_checkpoint(checkpoint, kind="generator", device=device)[0]
+
+
+@dataclass
+class PipelineModels:
+    """What the video pipelines run: the audio encoder and Style-SyncFormer (None when a
+    pipeline draws meshes from video only) and the generator."""
+
+    generator: torch.nn.Module
+    syncformer: torch.nn.Module | None = None
+    audio_encoder: torch.nn.Module | None = None
+    device: torch.device = field(default_factory=lambda: torch.device("cpu"))
+
+    @property
+    def drives_from_audio(self) -> bool:
+        return self.syncformer is not None and self.audio_encoder is not None
+
+
+def load_pipeline_models(models_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu",
+                         with_audio: bool = True, generator_path: str | os.PathLike | None = None) -> PipelineModels:
+    """Loads the generator and, with_audio, the Wav2Vec2 encoder and Style-SyncFormer, checking
+    that the encoder's feature size is the one the SyncFormer was built for. A folder is not
+    needed when only a generator_path is used without audio."""
+    device = resolve_device(device)
+    folder = None if (generator_path and not with_audio) else resolve_models_dir(models_dir)
+    generator = load_generator(folder, device, generator_path)
+    if not with_audio:
+        return PipelineModels(generator=generator, device=device)
+    syncformer = load_checkpoint(model_file(folder, "syncformer"), kind="syncformer", device=device)[0]
+    audio_encoder = load_audio_encoder(model_file(folder, "wav2vec2"), device=device)
+    if audio_encoder.feature_dim != syncformer.config.audio_dim:
+        raise ResyncerInputError(
+            f"the audio encoder in {folder} gives {audio_encoder.feature_dim}-d features but the Style-SyncFormer "
+            f"expects {syncformer.config.audio_dim}; use models from the same preset")
+    return PipelineModels(generator=generator, syncformer=syncformer, audio_encoder=audio_encoder, device=device)

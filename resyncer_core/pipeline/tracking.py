@@ -1,0 +1,91 @@
+"""Pass 1: face tracks of video files (streamed: only landmarks are kept) and swap identities
+from an image or a video file."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+from PIL import Image, UnidentifiedImageError
+
+from ..errors import ResyncerInputError
+from ..face.track import FaceTrack
+from ..face.tracker import DEFAULT_SMOOTHING
+from ..video import VideoInfo, iter_frames, probe_video
+from .chunking import FramePlan, plan_frames
+from .frame_source import FrameSource
+from .progress import PipelineCallbacks, StageClock
+from .stages import FaceIdentity, choose_identity_frame, identity_from_frames, identity_from_track
+
+# The tracker's working memory grows with the chunk (720p: 32 frames peak ~190 MB higher than 8).
+TRACK_CHUNK_FRAMES = 8
+# An identity video's template and frame come from its opening seconds, not all of it.
+IDENTITY_SEARCH_SECONDS = 30
+
+
+def track_video(tracker, path: str | os.PathLike, frame_limit: int | None = None,
+                smoothing: float = DEFAULT_SMOOTHING, clock: StageClock | None = None,
+                callbacks: PipelineCallbacks | None = None, info: VideoInfo | None = None) -> FaceTrack:
+    """FaceTrack of the first `frame_limit` frames (all by default) of a video file, decoding
+    and tracking chunk by chunk; reports progress("track", done, total) and polls cancellation
+    after each chunk. The track's length is the number of frames actually decoded. `info`
+    (probe_video of `path`) saves probing the file again."""
+    clock = clock or StageClock()
+    callbacks = callbacks or PipelineCallbacks()
+    info = info or probe_video(path)
+    total = info.frame_count if frame_limit is None else min(info.frame_count, frame_limit)
+
+    def reported(batches):
+        done = 0
+        for batch in batches:
+            callbacks.check_cancel()
+            yield batch
+            done += len(batch)
+            callbacks.report("track", done, total)
+
+    decoded = clock.timed_iter("decode", iter_frames(path, TRACK_CHUNK_FRAMES, stop=frame_limit))
+    with clock.measure("track", excluding="decode"):
+        return tracker.track_stream(reported(decoded), fps=info.fps, smoothing=smoothing)
+
+
+def track_for_plan(tracker, info: VideoInfo, driving_frames: int, long_audio: str = "pingpong",
+                   short_audio: str = "trim", clock: StageClock | None = None,
+                   callbacks: PipelineCallbacks | None = None) -> tuple[FaceTrack, FramePlan]:
+    """Plans the output frames of the probed video `info` driven by `driving_frames` frames
+    and tracks the source frames the plan shows. A damaged file can decode fewer frames than
+    it declares; the plan is then redone over the frames that were decoded."""
+    plan = plan_frames(info.frame_count, driving_frames, long_audio, short_audio)
+    track = track_video(tracker, info.path, plan.source_frames_needed, clock=clock, callbacks=callbacks, info=info)
+    if len(track) < plan.source_frames_needed:
+        plan = plan_frames(len(track), driving_frames, long_audio, short_audio)
+    return track, plan
+
+
+def _read_image(path: Path) -> np.ndarray | None:
+    """RGB uint8 [H,W,3] when `path` is a still image, None when it is not one."""
+    try:
+        with Image.open(path) as image:
+            return np.array(image.convert("RGB"))
+    except (UnidentifiedImageError, OSError):
+        return None
+
+
+def identity_from_file(tracker, path: str | os.PathLike, clock: StageClock | None = None,
+                       callbacks: PipelineCallbacks | None = None) -> FaceIdentity:
+    """The swap identity in an image or a video file: the template is the mean canonical mesh
+    over its tracked frames (of a video, the first IDENTITY_SEARCH_SECONDS), I' the crop of
+    its most frontal frame."""
+    path = Path(path)
+    if not path.is_file():
+        raise ResyncerInputError(f"identity file {path} does not exist; give a face image or video")
+    image = _read_image(path)
+    if image is not None:
+        return identity_from_frames(tracker, image[None])
+    info = probe_video(path)
+    track = track_video(tracker, path, round(IDENTITY_SEARCH_SECONDS * info.fps), clock=clock, callbacks=callbacks,
+                        info=info)
+    index = choose_identity_frame(track)
+    with FrameSource(path) as source:
+        frame = source.read(index, index + 1)
+    return identity_from_track(track, frame, index)

@@ -1,0 +1,62 @@
+"""Shared inputs of the pipeline and CLI tests: tiny models made once per test session,
+short synthetic talking clips, speech WAVs and a clip without any face."""
+
+from __future__ import annotations
+
+import functools
+from pathlib import Path
+
+import numpy as np
+
+from resyncer_core.models.presets import init_models
+from resyncer_core.synth import synthetic_speech, write_synthetic_clip
+from resyncer_core.synth.make_demo import write_wav
+from resyncer_core.video import VideoWriter
+
+SMALL_SIZE = (240, 320)  # (height, width): a face the tracker finds, cheap to render and encode
+FPS = 25
+
+
+@functools.cache
+def _session_folder(basetemp: Path, name: str) -> Path:
+    folder = basetemp / name
+    folder.mkdir(exist_ok=True)
+    return folder
+
+
+def tiny_models(tmp_path_factory) -> Path:
+    """The tiny-preset models folder, written once per session (init_models refuses to
+    overwrite, so a second call reuses it)."""
+    folder = _session_folder(tmp_path_factory.getbasetemp(), "tiny_models")
+    if not (folder / "generator.safetensors").exists():
+        init_models("tiny", folder, seed=0)
+    return folder
+
+
+def talking_clip(tmp_path_factory, seconds: float, seed: int = 0, size=SMALL_SIZE, with_audio: bool = True) -> Path:
+    """A synthetic talking-head mp4, written once per session per arguments."""
+    folder = _session_folder(tmp_path_factory.getbasetemp(), "clips")
+    path = folder / f"talk_{seconds}s_seed{seed}_{size[0]}x{size[1]}_{'av' if with_audio else 'v'}.mp4"
+    if not path.exists():
+        write_synthetic_clip(path, seconds, FPS, size, with_audio=with_audio, seed=seed, preset="ultrafast")
+    return path
+
+
+def speech_wav(path: Path, seconds: float, seed: int = 1) -> Path:
+    return write_wav(path, synthetic_speech(seconds, 16000, seed), 16000)
+
+
+def faceless_clip(path: Path, frames: int, size=SMALL_SIZE) -> Path:
+    """An mp4 of drifting colour gradients: no face anywhere."""
+    height, width = size
+    ramp = np.linspace(0, 200, width, dtype=np.float32)[None, :, None]
+    with VideoWriter(path, FPS, size, preset="ultrafast") as writer:
+        for index in range(frames):
+            frame = np.broadcast_to(ramp + 2 * index, (height, width, 3)) * np.array([1.0, 0.6, 0.3])
+            writer.write(np.clip(frame, 0, 255).astype(np.uint8))
+    return path
+
+
+def leftovers(folder: Path, name: str) -> list[Path]:
+    """`name` itself and any temporary file the writer made for it."""
+    return [path for path in folder.iterdir() if path.name == name or path.name.startswith(f".{name}.")]
