@@ -1,0 +1,107 @@
+"""Face-swap stage (paper §3.3): Face Identity, Face Swap Inject."""
+
+from __future__ import annotations
+
+from . import comfy_adapter as adapter
+from .common import (
+    FACE_TRACK,
+    GENERATOR,
+    IDENTITY,
+    batch_size_input,
+    category,
+    crops_to_image,
+    fps_input,
+    interrupt_callback,
+    require_handle,
+)
+from .generator import KIND as GENERATOR_KIND
+from .generator import crop_inputs, mask_input
+from .track_face import _tracker
+
+
+class ReSyncerFaceIdentity:
+    DESCRIPTION = ("The source identity of a face swap: the aligned crop I' of its most frontal tracked frame and its "
+                   "template M̄' (mean canonical mesh). Give one photo or a short clip of the source person.")
+    CATEGORY = category("face swap")
+    RETURN_TYPES = (IDENTITY,)
+    RETURN_NAMES = ("identity",)
+    FUNCTION = "identify"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "Photo(s) or frames of the source face (the person to swap in)."}),
+            },
+            "optional": {
+                "face_track": (FACE_TRACK, {"tooltip": "Track of these same images, if already made (saves tracking "
+                                            "them again)."}),
+                "fps": fps_input("Frame rate of the images when they are a clip (pose smoothing); ignored for one photo."),
+            },
+        }
+
+    def identify(self, images, face_track=None, fps=25.0):
+        from resyncer_core.errors import ResyncerInputError
+        from resyncer_core.pipeline.stages import (
+            choose_identity_frame,
+            identity_from_frames,
+            identity_from_track,
+        )
+
+        frames = images[..., :3]
+        if face_track is not None:
+            if len(face_track) != len(frames):
+                raise ResyncerInputError(f"the identity track has {len(face_track)} frames but {len(frames)} images "
+                                         "were given; connect the track of these images")
+            index = choose_identity_frame(face_track)
+            identity = identity_from_track(face_track, frames[index:index + 1], index)
+        else:
+            identity = identity_from_frames(_tracker(adapter.torch_device("auto")), frames, fps)
+        preview = adapter.save_preview(crops_to_image(identity.frame), "ReSyncer_identity")
+        return {"ui": {"images": preview}, "result": (identity,)}
+
+
+class ReSyncerFaceSwapInject:
+    DESCRIPTION = ("Face swap generation: W from E([I^{A'M'}, I']) carries the source identity, the feature maps from "
+                   "E([I^{A'M'}, I_ref]) carry the target's pose, lighting and background.")
+    CATEGORY = category("face swap")
+    RETURN_TYPES = ("IMAGE",)
+    RETURN_NAMES = ("crops",)
+    FUNCTION = "swap"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "generator": (GENERATOR, {"tooltip": "From Load ReSync Generator (a swap-trained one)."}),
+                "identity": (IDENTITY, {"tooltip": "From Face Identity."}),
+                "overlaid_crops": ("IMAGE", {"tooltip": "Mesh Overlay's crops in 'face' mask mode, drawn on the "
+                                             "identity's template."}),
+                "reference_crops": ("IMAGE", {"tooltip": "The target's aligned crops (Track Face)."}),
+                "batch_size": batch_size_input(),
+            },
+            "optional": {
+                "mask": ("MASK", {"tooltip": "Mesh Overlay's mask A'; used by generators that mask low-level "
+                                  "features."}),
+            },
+            "hidden": {"unique_id": "UNIQUE_ID"},
+        }
+
+    def swap(self, generator, identity, overlaid_crops, reference_crops, batch_size=8, mask=None, unique_id=None):
+        from resyncer_core.pipeline.stages import swap_crops
+
+        handle = require_handle(generator, GENERATOR_KIND, "generator")
+        crops = crop_inputs(overlaid_crops=overlaid_crops, reference_crops=reference_crops)
+        masks = mask_input(mask, len(crops["overlaid_crops"]))
+        adapter.check_interrupt()
+        progress = adapter.Progress(len(crops["overlaid_crops"]), unique_id)
+        with adapter.on_device(handle.model, device=handle.torch_device()):
+            generated = swap_crops(handle.model, crops["overlaid_crops"], identity.frame, crops["reference_crops"],
+                                   batch_size, mask=masks, on_batch=interrupt_callback(progress))
+        return (crops_to_image(generated),)
+
+
+NODE_CLASSES = {
+    "ReSyncerFaceIdentity": (ReSyncerFaceIdentity, "Face Identity"),
+    "ReSyncerFaceSwapInject": (ReSyncerFaceSwapInject, "Face Swap Inject"),
+}

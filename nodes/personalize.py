@@ -1,0 +1,140 @@
+"""Personalization stage: fine-tune the generator on seconds of the target video (paper §3.2,
+A.1), through resyncer_core.train.personalize."""
+
+from __future__ import annotations
+
+import copy
+import logging
+
+from . import comfy_adapter as adapter
+from .common import (
+    FACE_TRACK,
+    GENERATOR,
+    LoadedModel,
+    category,
+    image_to_uint8,
+    require_handle,
+)
+from .generator import KIND as GENERATOR_KIND
+
+LOG = logging.getLogger("resyncer.nodes")
+NONE = "none"
+
+
+def trainable_copy(module):
+    """A copy of `module` whose parameters and buffers are ordinary tensors: ComfyUI runs nodes
+    under torch.inference_mode(), and tensors made there cannot take part in training."""
+    import torch
+
+    if module is None:
+        return None
+    with torch.inference_mode(False):
+        module = copy.deepcopy(module)
+        for tensor in [*module.parameters(), *module.buffers()]:
+            tensor.data = tensor.data.clone()
+    return module
+
+
+def _optional_checkpoint(kind: str, name: str):
+    from resyncer_core.models.checkpoint import load_checkpoint
+
+    if name == NONE:
+        return None, None
+    path = adapter.resolve_model(adapter.RESYNCER_FOLDER, name)
+    model = adapter.MODEL_CACHE.get(("checkpoint", kind, adapter.file_key(path)),
+                                    lambda: load_checkpoint(path, kind=kind, device=adapter.offload_device())[0])
+    return model, path
+
+
+class ReSyncerPersonalize:
+    DESCRIPTION = ("Fine-tunes a copy of the generator on the target video's own frames (full-parameter, L1 + VGG19 "
+                   "perceptual + adversarial, as in the paper), so teeth, skin and lighting match the person. "
+                   "Optionally saves it to the model folder.")
+    CATEGORY = category("generator")
+    RETURN_TYPES = (GENERATOR,)
+    RETURN_NAMES = ("generator",)
+    FUNCTION = "personalize"
+    REQUIRES = ("resyncer_core.train.personalize",)
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        discriminators = [NONE, *adapter.list_checkpoints("discriminator")]
+        perceptual = [NONE, *adapter.list_checkpoints("vgg19")]
+        return {
+            "required": {
+                "generator": (GENERATOR, {"tooltip": "The generator to start from (it is copied, never changed)."}),
+                "images": ("IMAGE", {"tooltip": "Frames of the target person (a few seconds are enough)."}),
+                "face_track": (FACE_TRACK, {"tooltip": "Track of these frames; frames without a face are skipped."}),
+                "steps": ("INT", {"default": 200, "min": 1, "max": 100_000, "step": 1,
+                                  "tooltip": "Optimisation steps; an interrupt stops between steps and keeps nothing."}),
+                "lr": ("FLOAT", {"default": 1e-4, "min": 1e-7, "max": 1e-1, "step": 1e-6, "round": False,
+                                 "tooltip": "Learning rate (Adam) of generator and discriminator."}),
+            },
+            "optional": {
+                "batch_size": ("INT", {"default": 4, "min": 1, "max": 64, "step": 1,
+                                       "tooltip": "Crops per optimisation step."}),
+                "discriminator": (discriminators, {"default": discriminators[min(1, len(discriminators) - 1)],
+                                                   "tooltip": "StyleGAN2 discriminator checkpoint for the adversarial "
+                                                              "loss (fine-tuned alongside); none leaves the term out."}),
+                "vgg19": (perceptual, {"default": perceptual[min(1, len(perceptual) - 1)],
+                                       "tooltip": "VGG19 for the perceptual loss; a random-initialised one (from "
+                                                  "`resyncer models init`) is skipped, none leaves the term out."}),
+                "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "step": 1,
+                                 "tooltip": "Seed of the sample and reference-frame draws."}),
+                "save_as": ("STRING", {"default": "", "tooltip": "File name to save the personalised generator under in "
+                                       "the resyncer model folder (e.g. alice.safetensors); empty keeps it in memory."}),
+            },
+            "hidden": {"unique_id": "UNIQUE_ID"},
+        }
+
+    def personalize(self, generator, images, face_track, steps=200, lr=1e-4, batch_size=4, discriminator=NONE,
+                    vgg19=NONE, seed=0, save_as="", unique_id=None):
+        import torch
+
+        from resyncer_core.errors import ResyncerInputError
+        from resyncer_core.models.checkpoint import save_checkpoint
+        from resyncer_core.train.personalize import (
+            PersonalizationClip,
+            PersonalizeConfig,
+            is_random_initialised,
+            personalize_generator,
+        )
+
+        handle = require_handle(generator, GENERATOR_KIND, "generator")
+        if len(images) != len(face_track):
+            raise ResyncerInputError(f"Personalize got {len(images)} frames but a {len(face_track)}-frame track; "
+                                     "connect the track of these frames")
+        config = PersonalizeConfig(steps=int(steps), lr=float(lr), batch_size=int(batch_size), seed=int(seed))
+        critic, _ = _optional_checkpoint("discriminator", discriminator)
+        vgg, vgg_path = _optional_checkpoint("vgg19", vgg19)
+        if vgg is not None and is_random_initialised(vgg_path):
+            LOG.info("ReSyncer Personalize: %s is random-initialised, perceptual loss skipped", vgg_path.name)
+            vgg = None
+        model, critic, vgg = trainable_copy(handle.model), trainable_copy(critic), trainable_copy(vgg)
+        stage = adapter.StageProgress(unique_id)
+        adapter.check_interrupt()
+        with torch.inference_mode(False), torch.enable_grad(), torch.random.fork_rng(devices=[]):
+            torch.manual_seed(config.seed)
+            with adapter.on_device(*(m for m in (model, critic, vgg) if m is not None), device=handle.torch_device()):
+                clip = PersonalizationClip.from_frames(image_to_uint8(images[: config.max_frames]),
+                                                       face_track.slice(0, config.max_frames))
+                personalize_generator(model, clip, config, discriminator=critic, vgg=vgg,
+                                      log=LOG.info, callbacks=stage.callbacks())
+        model.eval().requires_grad_(False)
+        source = f"{handle.source} (personalised)"
+        if save_as.strip():
+            roots = adapter.model_roots(adapter.RESYNCER_FOLDER)
+            if not roots:
+                raise ResyncerInputError("save_as needs a model folder; run inside ComfyUI or pass --models DIR")
+            target = roots[0] / save_as.strip()
+            if target.suffix != ".safetensors":
+                target = target.with_suffix(".safetensors")
+            save_checkpoint(model, model.config, GENERATOR_KIND, target,
+                            extra_metadata={"resyncer.personalize_steps": str(config.steps)})
+            source = str(target)
+        return (LoadedModel(model, handle.device_choice, source, GENERATOR_KIND),)
+
+
+NODE_CLASSES = {
+    "ReSyncerPersonalize": (ReSyncerPersonalize, "Personalize"),
+}

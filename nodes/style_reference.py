@@ -1,0 +1,72 @@
+"""Style stage: Style Reference (ΔM of T_S = 90 consecutive frames, paper §3.1)."""
+
+from __future__ import annotations
+
+from .common import AUDIO_FEATURES, FACE_TRACK, MAX_FRAMES, STYLE, category
+
+STYLE_FRAMES = 90  # (paper) T_S; equals resyncer_core.pipeline.stages.STYLE_FRAMES
+
+
+class StyleReference:
+    """RESYNCER_STYLE: displacements ΔM_ref [L,468,3] from the reference person's own template,
+    and (for audio-aware Style-SyncFormers) that stretch's audio features [L,A]."""
+
+    def __init__(self, delta, audio=None, start: int = 0):
+        self.delta, self.audio, self.start = delta, audio, int(start)
+
+    def __len__(self) -> int:
+        return int(self.delta.shape[0])
+
+    def __repr__(self) -> str:
+        return f"StyleReference({len(self)} frames from frame {self.start}{', with audio' if self.audio is not None else ''})"
+
+
+class ReSyncerStyleReference:
+    DESCRIPTION = ("Takes the speaking style from a tracked clip: the mesh displacements ΔM of T_S consecutive frames "
+                   "(90 in the paper). Use the target's own track for lip-sync, another person's for style transfer.")
+    CATEGORY = category("syncformer")
+    RETURN_TYPES = (STYLE,)
+    RETURN_NAMES = ("style",)
+    FUNCTION = "reference"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "face_track": (FACE_TRACK, {"tooltip": "Track of the person whose speaking style to use."}),
+                "start": ("INT", {"default": -1, "min": -1, "max": MAX_FRAMES, "step": 1,
+                                  "tooltip": "First frame of the reference; -1 picks the stretch with the most tracked "
+                                             "frames and the most mouth movement."}),
+                "length": ("INT", {"default": STYLE_FRAMES, "min": 1, "max": 10_000, "step": 1,
+                                   "tooltip": "Frames of reference, T_S (90 in the paper); a shorter clip gives all "
+                                              "its frames."}),
+            },
+            "optional": {
+                "audio_features": (AUDIO_FEATURES, {"tooltip": "The reference clip's own audio features; needed only "
+                                                    "by audio-aware Style-SyncFormers (style from audio + ΔM)."}),
+            },
+        }
+
+    def reference(self, face_track, start=-1, length=STYLE_FRAMES, audio_features=None):
+        from resyncer_core.errors import ResyncerInputError
+        from resyncer_core.pipeline.stages import (
+            choose_style_window,
+            style_reference_from_track,
+        )
+
+        first = choose_style_window(face_track, length) if start < 0 else int(start)
+        delta = style_reference_from_track(face_track, first, length)
+        audio = None
+        if audio_features is not None:
+            features = audio_features.features
+            if len(features) < first + len(delta):
+                raise ResyncerInputError(
+                    f"the reference audio features have {len(features)} frames but the style reference needs frames "
+                    f"{first}..{first + len(delta) - 1}; encode the reference clip's own audio at its frame count")
+            audio = features[first:first + len(delta)]
+        return (StyleReference(delta, audio, first),)
+
+
+NODE_CLASSES = {
+    "ReSyncerStyleReference": (ReSyncerStyleReference, "Style Reference"),
+}

@@ -1,0 +1,97 @@
+"""Mesh stage from audio: Load Style-SyncFormer, Style-SyncFormer (paper §3.1)."""
+
+from __future__ import annotations
+
+from . import comfy_adapter as adapter
+from .common import (
+    AUDIO_FEATURES,
+    FACE_TRACK,
+    IDENTITY,
+    MESHES,
+    STYLE,
+    SYNCFORMER,
+    category,
+    device_input,
+    interrupt_callback,
+    load_checkpoint_cached,
+    require_handle,
+)
+
+KIND = "syncformer"
+
+
+class ReSyncerLoadSyncFormer:
+    DESCRIPTION = "Loads a Style-SyncFormer checkpoint (.safetensors) from the resyncer model folder."
+    CATEGORY = category("syncformer")
+    RETURN_TYPES = (SYNCFORMER,)
+    RETURN_NAMES = ("syncformer",)
+    FUNCTION = "load"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        names = adapter.combo_or_placeholder(adapter.list_checkpoints(KIND), "syncformer.safetensors")
+        return {
+            "required": {
+                "model": (names, {"tooltip": "Style-SyncFormer checkpoint in models/resyncer (or --models DIR); "
+                                  "`resyncer models init` writes syncformer.safetensors."}),
+                "device": device_input(),
+            }
+        }
+
+    def load(self, model, device="auto"):
+        return (load_checkpoint_cached(KIND, model, device),)
+
+
+class ReSyncerSyncFormer:
+    DESCRIPTION = ("Predicts one 3D face mesh per video frame from the audio features, in the speaking style of the "
+                   "reference, on the template of the face track (or of a swap identity).")
+    CATEGORY = category("syncformer")
+    RETURN_TYPES = (MESHES,)
+    RETURN_NAMES = ("meshes",)
+    FUNCTION = "predict"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "syncformer": (SYNCFORMER, {"tooltip": "From Load Style-SyncFormer."}),
+                "audio_features": (AUDIO_FEATURES, {"tooltip": "One feature vector per output frame."}),
+                "style": (STYLE, {"tooltip": "Speaking style ΔM_ref from Style Reference."}),
+                "face_track": (FACE_TRACK, {"tooltip": "Track whose template M̄ the mouth motion is added to "
+                                            "(normally the target video's)."}),
+            },
+            "optional": {
+                "identity": (IDENTITY, {"tooltip": "Face swap: use this identity's template instead of the "
+                                        "track's (the source face shape)."}),
+            },
+            "hidden": {"unique_id": "UNIQUE_ID"},
+        }
+
+    def predict(self, syncformer, audio_features, style, face_track, identity=None, unique_id=None):
+        from resyncer_core.errors import ResyncerInputError
+        from resyncer_core.pipeline.stages import predict_meshes
+
+        handle = require_handle(syncformer, KIND, "syncformer")
+        model = handle.model
+        features = audio_features.features
+        if features.shape[1] != model.config.audio_dim:
+            raise ResyncerInputError(
+                f"the audio features are {features.shape[1]}-d but this Style-SyncFormer expects "
+                f"{model.config.audio_dim}-d; use the audio encoder of the same model preset")
+        if model.uses_style_audio and style.audio is None:
+            raise ResyncerInputError("this Style-SyncFormer is audio-aware: connect the reference clip's audio "
+                                     "features to Style Reference's audio_features input")
+        template = identity.template if identity is not None else face_track.template
+        adapter.check_interrupt()
+        progress = adapter.Progress(1, unique_id)
+        with adapter.on_device(model, device=handle.torch_device()):
+            meshes = predict_meshes(model, features, style.delta, template,
+                                    style_audio=style.audio if model.uses_style_audio else None,
+                                    on_window=interrupt_callback(progress))
+        return (meshes,)
+
+
+NODE_CLASSES = {
+    "ReSyncerLoadSyncFormer": (ReSyncerLoadSyncFormer, "Load Style-SyncFormer"),
+    "ReSyncerSyncFormer": (ReSyncerSyncFormer, "Style-SyncFormer"),
+}

@@ -1,0 +1,106 @@
+"""Face stage: Track Face (3D mesh, pose and aligned 256² crop per frame)."""
+
+from __future__ import annotations
+
+import numpy as np
+
+from . import comfy_adapter as adapter
+from .common import FACE_TRACK, category, crops_to_image, fps_input, mask_to_comfy
+
+_LANDMARK_COLOUR = np.array([64, 255, 96], np.uint8)
+_TRACKER_BATCH = 16
+
+
+def _tracker(device):
+    from resyncer_core.face import FaceTracker
+
+    return adapter.MODEL_CACHE.get(("face_tracker", str(device)), lambda: FaceTracker(device, batch_size=_TRACKER_BATCH))
+
+
+def landmark_preview(crops_image, crop_points, valid) -> np.ndarray:
+    """uint8 crops with the tracked mesh's vertices dotted in (frames without a face get a red
+    border): what the Track Face preview shows."""
+    sheet = np.clip(np.round(crops_image.numpy() * 255), 0, 255).astype(np.uint8)
+    size = sheet.shape[1]
+    for index, points in enumerate(crop_points):
+        if not valid[index]:
+            sheet[index, :3], sheet[index, -3:], sheet[index, :, :3], sheet[index, :, -3:] = 255, 255, 255, 255
+            sheet[index, :3, :, 1:] = sheet[index, -3:, :, 1:] = 0
+            sheet[index, :, :3, 1:] = sheet[index, :, -3:, 1:] = 0
+            continue
+        xy = np.floor(points[:, :2] - 1.0).astype(int)  # 2×2 dots centred on each vertex
+        for dx in (0, 1):
+            for dy in (0, 1):
+                x, y = xy[:, 0] + dx, xy[:, 1] + dy
+                keep = (x >= 0) & (x < size) & (y >= 0) & (y < size)
+                sheet[index, y[keep], x[keep]] = _LANDMARK_COLOUR
+    return sheet
+
+
+class ReSyncerTrackFace:
+    DESCRIPTION = ("Tracks the face through the frames: 468-point 3D mesh, head pose (smoothed), canonical mesh, the "
+                   "person's template and an aligned 256² crop per frame. Frames without a face are flagged, not fatal.")
+    CATEGORY = category("face")
+    RETURN_TYPES = (FACE_TRACK, "IMAGE", "MASK")
+    RETURN_NAMES = ("face_track", "aligned_crops", "mouth_mask")
+    OUTPUT_TOOLTIPS = ("Per-frame landmarks, pose, canonical meshes, template and crop transforms.",
+                       "The aligned 256×256 face crops (the generator's reference frames).",
+                       "The lower-face region A of each crop (jaw, cheeks, mouth).")
+    FUNCTION = "track"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        return {
+            "required": {
+                "images": ("IMAGE", {"tooltip": "Video frames showing one face."}),
+                "fps": fps_input("Frame rate of the frames; the pose smoothing is tuned in seconds."),
+                "smoothing": ("FLOAT", {"default": 0.5, "min": 0.0, "max": 1.0, "step": 0.01,
+                                        "tooltip": "Head-pose and crop stabilisation: 0 = none, 1 = strongest. "
+                                                   "Expressions are never smoothed."}),
+            },
+            "optional": {
+                "device": (adapter.DEVICE_CHOICES, {"default": "auto", "tooltip": "Where the face detector and landmark "
+                                                    "network run."}),
+            },
+            "hidden": {"unique_id": "UNIQUE_ID"},
+        }
+
+    def track(self, images, fps, smoothing=0.5, device="auto", unique_id=None):
+        from resyncer_core.errors import ResyncerInputError
+        from resyncer_core.face import build_face_track, lower_face_mask
+        from resyncer_core.pipeline.stages import aligned_crops
+
+        frames = images[..., :3]
+        if frames.ndim != 4 or len(frames) == 0:
+            raise ResyncerInputError(f"Track Face needs at least one frame [T,H,W,3], got shape {list(frames.shape)}")
+        tracker = _tracker(adapter.torch_device(device))
+        progress = adapter.Progress(len(frames) + 1, unique_id)
+        landmarks, valid = [], []
+        # One stream of batches: the tracker carries its state (the previous face) across them.
+        batches = (frames[start:start + _TRACKER_BATCH] for start in range(0, len(frames), _TRACKER_BATCH))
+
+        def checked(batches):
+            done = 0
+            for batch in batches:
+                adapter.check_interrupt()
+                yield batch
+                done += len(batch)
+                progress.update_absolute(done)
+
+        for points, found in tracker.iter_landmarks(checked(batches)):
+            landmarks.append(points)
+            valid.append(found)
+        track = build_face_track(np.concatenate(landmarks), np.concatenate(valid), fps=fps,
+                                 frame_size=(int(frames.shape[1]), int(frames.shape[2])), smoothing=smoothing)
+        crops = crops_to_image(aligned_crops(frames, track))
+        crop_mesh = track.mesh_in_crop()
+        mask = mask_to_comfy(lower_face_mask(crop_mesh))
+        progress.update_absolute(len(frames) + 1)
+        preview = adapter.save_preview(landmark_preview(crops, crop_mesh.numpy(), track.valid), "ReSyncer_track")
+        info = {"frames": len(track), "faces": int(track.valid.sum()), "fps": float(fps)}
+        return {"ui": {"images": preview, "resyncer": [info]}, "result": (track, crops, mask)}
+
+
+NODE_CLASSES = {
+    "ReSyncerTrackFace": (ReSyncerTrackFace, "Track Face"),
+}

@@ -1,0 +1,171 @@
+"""web/resyncer.js in headless Chromium, against a page that serves it the way ComfyUI does
+(/extensions/<pack>/resyncer.js importing ../../scripts/app.js and api.js) with stand-in
+`app` and `api` modules. Skipped when no Chromium is installed."""
+
+from __future__ import annotations
+
+import functools
+import html
+import json
+import re
+import shutil
+import subprocess
+import threading
+from http.server import SimpleHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from typing import ClassVar
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+CHROMIUM = next((shutil.which(name) for name in ("chromium", "chromium-browser", "google-chrome") if shutil.which(name)), None)
+pytestmark = pytest.mark.skipif(CHROMIUM is None, reason="needs Chromium (apt-get install chromium)")
+
+APP_STUB = """
+const nodes = new Map();
+export const app = {
+  extensions: [],
+  dirty: 0,
+  registerExtension(extension) { this.extensions.push(extension); },
+  graph: {
+    _nodes: [],
+    add(node) { nodes.set(node.id, node); this._nodes.push(node); },
+    getNodeById(id) { return nodes.get(Number(id)) ?? null; },
+    setDirtyCanvas() { app.dirty += 1; },
+  },
+};
+"""
+
+API_STUB = """
+class StubApi extends EventTarget {
+  apiURL(path) { return "/api" + path; }
+  emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
+}
+export const api = new StubApi();
+"""
+
+PAGE = """<!doctype html>
+<html><body style="background:#222;color:#eee">
+<canvas id="canvas" width="760" height="220"></canvas>
+<div id="widgets"></div>
+<pre id="result">pending</pre>
+<script type="module">
+import { app } from "/scripts/app.js";
+import { api } from "/scripts/api.js";
+const out = {};
+try {
+  await import("/extensions/comfyui-resyncer/resyncer.js");
+  out.registered = app.extensions.map((e) => e.name);
+  const extension = app.extensions[0];
+  extension.setup();
+
+  const made = {};
+  for (const [name, id, size] of [["ReSyncerGenerator", 11, [320, 120]], ["ReSyncerMeshOverlay", 10, [320, 200]],
+                                  ["KSampler", 3, [300, 100]]]) {
+    class NodeType { constructor() { this.widgets = []; } }
+    await extension.beforeRegisterNodeDef(NodeType, { name });
+    const node = new NodeType();
+    Object.assign(node, { id, type: name, size, flags: {} });
+    node.addDOMWidget = function (widgetName, type, element) {
+      document.getElementById("widgets").append(element);
+      this.widgets.push({ name: widgetName, type, element });
+    };
+    app.graph.add(node);
+    made[name] = node;
+  }
+  out.untouched = made.KSampler.onDrawForeground === undefined && made.KSampler.onExecuted === undefined;
+  out.generatorHasPreviewHook = made.ReSyncerGenerator.onExecuted !== undefined;
+
+  const canvas = document.getElementById("canvas").getContext("2d");
+  const texts = [];
+  const fillText = canvas.fillText.bind(canvas);
+  canvas.fillText = (text, x, y) => { texts.push(text); fillText(text, x, y); };
+  const draw = (node, dx, dy) => { canvas.save(); canvas.translate(dx, dy); node.onDrawForeground(canvas); canvas.restore(); return texts.at(-1); };
+
+  out.idle = draw(made.ReSyncerGenerator, 20, 60);
+  api.emit("execution_start", { prompt_id: "p" });
+  api.emit("execution_cached", { nodes: ["10"] });
+  out.cached = draw(made.ReSyncerMeshOverlay, 400, 60);
+  api.emit("executing", "11");
+  out.started = draw(made.ReSyncerGenerator, 20, 60);
+  api.emit("progress", { node: "11", value: 8, max: 50, prompt_id: "p" });
+  out.progress = draw(made.ReSyncerGenerator, 20, 60);
+  api.emit("progress", { node: "3", value: 1, max: 2, prompt_id: "p" });  // not ours: ignored
+
+  const output = { images: [{ filename: "ReSyncer_overlay_1.png", subfolder: "", type: "temp" }],
+                   resyncer: [{ frames: 50, mask_mode: "mouth" }] };
+  made.ReSyncerMeshOverlay.onExecuted(output);
+  api.emit("executed", { node: "10", output, prompt_id: "p" });
+  const widget = made.ReSyncerMeshOverlay.widgets.find((w) => w.name === "resyncer_preview");
+  out.caption = widget?.element.querySelector(".resyncer-caption").textContent;
+  out.link = widget?.element.querySelector(".resyncer-open").getAttribute("href");
+  made.ReSyncerMeshOverlay.onExecuted({ images: [], resyncer: [{ frames: 1, faces: 1, fps: 29.97 }] });
+  out.widgetCount = made.ReSyncerMeshOverlay.widgets.length;
+  out.secondCaption = widget?.element.querySelector(".resyncer-caption").textContent;
+
+  api.emit("execution_interrupted", { node_id: "11", prompt_id: "p" });
+  out.interrupted = draw(made.ReSyncerGenerator, 20, 130);
+  api.emit("execution_start", { prompt_id: "q" });
+  api.emit("executing", "11");
+  api.emit("executing", "12");
+  out.finished = draw(made.ReSyncerGenerator, 20, 200);
+  out.redraws = app.dirty;
+} catch (error) {
+  out.error = String(error && error.stack || error);
+}
+document.getElementById("result").textContent = JSON.stringify(out);
+</script></body></html>
+"""
+
+
+@pytest.fixture
+def site(tmp_path):
+    root = tmp_path / "site"
+    (root / "scripts").mkdir(parents=True)
+    (root / "scripts" / "app.js").write_text(APP_STUB)
+    (root / "scripts" / "api.js").write_text(API_STUB)
+    (root / "extensions").mkdir()
+    shutil.copytree(REPO / "web", root / "extensions" / "comfyui-resyncer")
+    (root / "index.html").write_text(PAGE)
+
+    class Quiet(SimpleHTTPRequestHandler):
+        extensions_map: ClassVar[dict] = {**SimpleHTTPRequestHandler.extensions_map, ".js": "text/javascript"}
+
+        def log_message(self, *args):
+            pass
+
+    httpd = ThreadingHTTPServer(("127.0.0.1", 0), functools.partial(Quiet, directory=str(root)))
+    threading.Thread(target=httpd.serve_forever, kwargs={"poll_interval": 0.05}, daemon=True).start()
+    yield f"http://127.0.0.1:{httpd.server_address[1]}/index.html"
+    httpd.shutdown()
+    httpd.server_close()
+
+
+def run_page(url: str, profile: Path, screenshot: Path | None = None) -> str:
+    flags = [CHROMIUM, "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+             "--disable-background-networking", "--disable-component-update", "--disable-sync",
+             f"--user-data-dir={profile}", "--virtual-time-budget=5000", "--window-size=800,600"]
+    flags += [f"--screenshot={screenshot}"] if screenshot else ["--dump-dom"]
+    done = subprocess.run([*flags, url], capture_output=True, text=True, timeout=120, check=False)
+    assert done.returncode == 0, done.stderr[-2000:]
+    return done.stdout
+
+
+def test_extension_draws_stage_badges_and_preview_captions(site, tmp_path):
+    dom = run_page(site, tmp_path / "profile")
+    match = re.search(r'<pre id="result">(.*?)</pre>', dom, re.DOTALL)
+    assert match, dom[-2000:]
+    result = json.loads(html.unescape(match.group(1)))
+    assert "error" not in result, result.get("error")
+    assert result["registered"] == ["ReSyncer.StageBadges"]
+    assert result["untouched"] is True and result["generatorHasPreviewHook"] is False
+    assert result["idle"] == "generator"
+    assert result["cached"] == "render · cached"
+    assert result["started"] == "generator · running"
+    assert result["progress"] == "generator · 8/50 · 16%"
+    assert result["caption"] == "50 frames · mask: lower face"
+    assert result["link"] == "/api/view?filename=ReSyncer_overlay_1.png&type=temp&subfolder="
+    assert result["widgetCount"] == 1 and result["secondCaption"] == "1 frame · face found in 1 · 29.97 fps"
+    assert result["interrupted"] == "generator · stopped"
+    assert re.fullmatch(r"generator · \d+\.\d s", result["finished"])
+    assert result["redraws"] > 0

@@ -1,0 +1,172 @@
+"""The shared workflows run headless in-process with tiny models on a short synthetic clip, and
+an interrupt during the generator loop stops within one batch and leaves no output file."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from comfy_stubs.harness import (
+    REPO,
+    install_comfy_stubs,
+    load_pack_as_comfyui,
+    synthetic_clip,
+    tiny_models,
+)
+
+from resyncer_core.cli import main
+from resyncer_core.graph import context
+from resyncer_core.graph.executor import GraphExecutor, GraphInterrupted
+from resyncer_core.graph.prompt import apply_overrides, load_workflow
+from resyncer_core.video import probe_video
+
+WORKFLOWS = REPO / "workflows"
+
+
+@pytest.fixture(scope="module")
+def registry():
+    return dict(load_pack_as_comfyui().NODE_CLASS_MAPPINGS)
+
+
+@pytest.fixture(autouse=True)
+def _fresh_interrupt_flag():
+    context.clear_interrupt()
+    yield
+    context.clear_interrupt()
+
+
+def _node(prompt: dict, class_type: str) -> str:
+    (node_id,) = [i for i, n in prompt.items() if n["class_type"] == class_type]
+    return node_id
+
+
+def test_cli_runs_the_lipsync_workflow_in_process(tmp_path, capsys):
+    clip = synthetic_clip(2.0)
+    code = main(["run-workflow", str(WORKFLOWS / "lipsync_api.json"), "--set", f"Target video.video={clip}",
+                 "--set", f"Speech.audio_file={clip}", "--models", str(tiny_models()), "--output-dir", str(tmp_path),
+                 "--device", "cpu"])
+    captured = capsys.readouterr()
+    assert code == 0, captured.err
+    (written,) = captured.out.split()
+    info = probe_video(written)
+    assert written.startswith(str(tmp_path)) and written.endswith(".mp4")
+    assert (info.frame_count, info.width, info.height, info.fps, info.has_audio) == (50, 256, 256, 25.0, True)
+    assert "running node 11 (ReSyncerGenerator)" in captured.err and "done in" in captured.err
+
+
+def test_cli_input_errors_are_one_line(tmp_path, capsys):
+    models, clip = tiny_models(), synthetic_clip(2.0)
+    capsys.readouterr()
+    code = main(["run-workflow", str(WORKFLOWS / "lipsync_api.json"), "--set", "Target video.video=/nonexistent.mp4",
+                 "--set", f"Speech.audio_file={clip}", "--models", str(models), "--output-dir", str(tmp_path), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and err.count("\n") == 1
+    assert "node 1 (ReSyncerLoadVideo) failed: video file /nonexistent.mp4 does not exist" in err
+    code = main(["run-workflow", str(WORKFLOWS / "lipsync_api.json"), "--set", "6.model=missing.safetensors",
+                 "--models", str(tiny_models()), "--quiet"])
+    err = capsys.readouterr().err
+    assert code == 2 and "node 6 (ReSyncerLoadGenerator), input 'model': 'missing.safetensors' is not one of the choices" in err
+    code = main(["run-workflow", str(WORKFLOWS / "lipsync.json"), "--quiet"])
+    assert code == 2 and "UI-format" in capsys.readouterr().err
+
+
+def test_interrupt_in_the_generator_loop_stops_within_one_batch_and_writes_nothing(registry, tmp_path, monkeypatch):
+    clip = synthetic_clip(2.0)
+    prompt = apply_overrides(load_workflow(WORKFLOWS / "lipsync_api.json"),
+                             [f"Target video.video={clip}", f"Speech.audio_file={clip}", "ReSyncerGenerator.batch_size=4"])
+    generator_node = _node(prompt, "ReSyncerGenerator")
+    batches = []
+
+    def listener(event, data):
+        if event == "progress" and data["node"] == generator_node:
+            batches.append(data["value"])
+            context.request_interrupt()  # the user presses stop as the first batch finishes
+
+    executor = GraphExecutor(registry, listener=listener)
+    output = tmp_path / "out"
+    with context.scoped(models_dir=tiny_models(), output_dir=output, device="cpu"):
+        with pytest.raises(GraphInterrupted) as caught:
+            executor.execute(prompt)
+        assert caught.value.node_id == generator_node
+        assert batches == [4]  # one batch of 4 of the 50 frames, then the stop
+        assert not output.exists() or not any(p.is_file() for p in output.rglob("*"))
+
+        # Run again: the finished upstream nodes come from the cache, the rest completes.
+        batches.clear()
+        listener_events = []
+        executor.listener = lambda event, data: listener_events.append((event, data))
+        result = executor.execute(prompt)
+        assert set(result.cached) >= {_node(prompt, "ReSyncerTrackFace"), _node(prompt, "ReSyncerSyncFormer")}
+        assert generator_node in result.executed
+        (saved,) = [p for p in output.rglob("*.mp4")]
+        assert probe_video(saved).frame_count == 50
+
+        # Inside ComfyUI the interrupt is comfy.model_management's; the generator stops the same way.
+        stubs = install_comfy_stubs(monkeypatch, tmp_path / "comfy")
+        management = stubs["comfy.model_management"]
+        seen = []
+
+        def comfy_listener(event, data):
+            if event == "progress" and data["node"] == generator_node:
+                seen.append(data)
+
+        def hook(value, total, preview, node_id=None):
+            seen.append(value)
+            management.interrupt_current_processing(True)
+
+        stubs["comfy.utils"].set_progress_bar_global_hook(hook)
+        executor.listener = comfy_listener
+        comfy_prompt = apply_overrides(prompt, ["ReSyncerGenerator.batch_size=5", "Save Video.filename_prefix=comfy/run"])
+        with pytest.raises(GraphInterrupted):
+            executor.execute(comfy_prompt)
+        assert seen == [5]
+        assert not (tmp_path / "comfy" / "output").exists() and not list(output.rglob("comfy/*"))
+
+
+@pytest.mark.parametrize("flow, sources", [
+    ("video_driven", {"Target video.video": 0, "Driver video.video": 1}),
+    ("lipsync_style_transfer", {"Target video.video": 0, "Speech.audio_file": 1, "Style video.video": 1}),
+    ("face_swap_lipsync", {"Target video.video": 0, "Speech.audio_file": 0, "Source face.video": 1}),
+])
+def test_the_other_flows_run_in_process(registry, tmp_path, flow, sources):
+    clips = [synthetic_clip(1.0, seed=0), synthetic_clip(1.0, seed=1)]
+    prompt = apply_overrides(load_workflow(WORKFLOWS / f"{flow}_api.json"),
+                             [f"{target}={clips[index]}" for target, index in sources.items()])
+    with context.scoped(models_dir=tiny_models(), output_dir=tmp_path, device="cpu"):
+        result = GraphExecutor(registry).execute(prompt)
+    save = _node(prompt, "ReSyncerSaveVideo")
+    (entry,) = result.ui[save]["images"]
+    info = probe_video(tmp_path / entry["subfolder"] / entry["filename"])
+    assert (info.frame_count, info.width, info.height, info.has_audio) == (25, 256, 256, True)
+    previews = [n for n, ui in result.ui.items() if n != save]
+    assert _node(prompt, "ReSyncerMeshOverlay") in previews
+    assert {i for i, n in prompt.items() if n["class_type"] == "ReSyncerTrackFace"} <= set(previews)
+    json.dumps(result.ui)  # UI payloads are plain JSON, as ComfyUI sends them to the browser
+
+
+def test_personalize_then_lipsync_runs_and_saves_the_tuned_generator(registry, tmp_path):
+    assert "ReSyncerPersonalize" in registry
+    models = tmp_path / "models"
+    (models).mkdir()
+    for path in tiny_models().iterdir():
+        (models / path.name).symlink_to(path)
+    clip = synthetic_clip(1.0)
+    prompt = apply_overrides(load_workflow(WORKFLOWS / "personalize_lipsync_api.json"),
+                             [f"Target video.video={clip}", f"Speech.audio_file={clip}", "Personalize.steps=2",
+                              "Personalize.batch_size=2", "Personalize.save_as=tuned"])
+    steps = []
+    listener = lambda event, data: steps.append(data["value"]) if event == "progress" and data["node"] == tuned else None
+    tuned = _node(prompt, "ReSyncerPersonalize")
+    with context.scoped(models_dir=models, output_dir=tmp_path / "out", device="cpu"):
+        result = GraphExecutor(registry, listener=listener).execute(prompt)  # nodes run under inference_mode
+    assert steps[-2:] == [1, 2]
+    assert (models / "tuned.safetensors").is_file()
+    from resyncer_core.models.checkpoint import load_checkpoint
+
+    original, _ = load_checkpoint(tiny_models() / "generator.safetensors", kind="generator")
+    personalised, _ = load_checkpoint(models / "tuned.safetensors", kind="generator")
+    changed = [name for name, value in personalised.state_dict().items()
+               if not bool((value == original.state_dict()[name]).all())]
+    assert changed  # the weights moved, and the folder's generator.safetensors did not
+    (entry,) = result.ui[_node(prompt, "ReSyncerSaveVideo")]["images"]
+    assert probe_video(tmp_path / "out" / entry["subfolder"] / entry["filename"]).frame_count == 25

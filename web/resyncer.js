@@ -1,0 +1,283 @@
+// ReSyncer frontend extension for ComfyUI.
+//
+// 1. Stage badge: every ReSyncer node shows, on the canvas, which pipeline stage it is, a
+//    progress bar fed by the server's "progress" events (tracking frames, SyncFormer windows,
+//    generator batches, encoded frames), and afterwards how long it took, or that it failed
+//    or was interrupted.
+// 2. Previews: Track Face and Mesh Overlay send a contact sheet of their crops (tracked mesh
+//    dotted in / white mesh overlaid) as {"ui": {"images": [...], "resyncer": [info]}}; ComfyUI
+//    shows the image, this extension adds a caption under it (frames, faces found, mask mode)
+//    and a link to the full-size sheet.
+//
+// Plain ES module, no build step; it only uses app.registerExtension, api events and
+// LiteGraph node callbacks, each guarded so an older or newer frontend degrades to no badge.
+
+import { app } from "../../scripts/app.js";
+import { api } from "../../scripts/api.js";
+
+export const EXTENSION_NAME = "ReSyncer.StageBadges";
+
+// Node id → pipeline stage shown in the badge.
+export const STAGES = {
+  ReSyncerLoadVideo: "decode",
+  ReSyncerLoadAudio: "audio in",
+  ReSyncerLoadWav2Vec2: "load",
+  ReSyncerAudioFeatures: "audio",
+  ReSyncerTrackFace: "track",
+  ReSyncerStyleReference: "style",
+  ReSyncerLoadSyncFormer: "load",
+  ReSyncerSyncFormer: "syncformer",
+  ReSyncerMeshesFromVideo: "meshes",
+  ReSyncerMeshOverlay: "render",
+  ReSyncerLoadGenerator: "load",
+  ReSyncerGenerator: "generator",
+  ReSyncerFaceIdentity: "identity",
+  ReSyncerFaceSwapInject: "swap",
+  ReSyncerPersonalize: "personalize",
+  ReSyncerBlend: "blend",
+  ReSyncerSaveVideo: "encode",
+};
+export const PREVIEW_NODES = new Set(["ReSyncerTrackFace", "ReSyncerMeshOverlay", "ReSyncerFaceIdentity"]);
+
+const COLOURS = {
+  running: "#2d7ff9",
+  done: "#2f9e44",
+  cached: "#5c677d",
+  error: "#e03131",
+  interrupted: "#f08c00",
+};
+
+// node id (string) → {status, value, max, started, seconds}
+export const runState = new Map();
+let currentNode = null;
+
+export function isReSyncerType(type) {
+  return typeof type === "string" && Object.prototype.hasOwnProperty.call(STAGES, type);
+}
+
+function now() {
+  return typeof performance !== "undefined" ? performance.now() : Date.now();
+}
+
+function findNode(id) {
+  if (id === null || id === undefined) return null;
+  const graph = app?.graph;
+  const node = graph?.getNodeById?.(Number(id)) ?? graph?.getNodeById?.(id) ?? null;
+  return node && isReSyncerType(node.type ?? node.comfyClass) ? node : null;
+}
+
+function redraw(node) {
+  try {
+    node?.setDirtyCanvas?.(true, false);
+    app?.graph?.setDirtyCanvas?.(true, false);
+  } catch (error) {
+    /* drawing is best-effort */
+  }
+}
+
+function update(id, changes) {
+  const key = String(id);
+  const entry = { status: "idle", value: 0, max: 0, started: null, seconds: null, ...(runState.get(key) ?? {}), ...changes };
+  runState.set(key, entry);
+  redraw(findNode(key));
+  return entry;
+}
+
+function finish(id, status) {
+  const entry = runState.get(String(id));
+  if (!entry || entry.status !== "running") return;
+  const seconds = entry.started === null ? null : (now() - entry.started) / 1000;
+  update(id, { status, seconds, value: status === "done" ? entry.max : entry.value });
+}
+
+// ------------------------------------------------------------------------------ badge
+
+export function badgeText(type, entry) {
+  const stage = STAGES[type] ?? "resyncer";
+  if (!entry || entry.status === "idle") return stage;
+  if (entry.status === "running") {
+    if (entry.max > 0) {
+      const percent = Math.round((100 * entry.value) / entry.max);
+      return `${stage} · ${entry.value}/${entry.max} · ${percent}%`;
+    }
+    return `${stage} · running`;
+  }
+  if (entry.status === "done") return entry.seconds === null ? `${stage} · done` : `${stage} · ${entry.seconds.toFixed(1)} s`;
+  if (entry.status === "cached") return `${stage} · cached`;
+  if (entry.status === "interrupted") return `${stage} · stopped`;
+  return `${stage} · failed`;
+}
+
+export function drawBadge(node, ctx) {
+  const type = node.type ?? node.comfyClass;
+  const entry = runState.get(String(node.id));
+  const text = badgeText(type, entry);
+  const colour = COLOURS[entry?.status] ?? "#495057";
+  const width = node.size?.[0] ?? 200;
+  const titleHeight = globalThis.LiteGraph?.NODE_TITLE_HEIGHT ?? 30;
+  ctx.save();
+  ctx.font = "11px sans-serif";
+  const textWidth = Math.ceil(ctx.measureText(text).width ?? text.length * 6);
+  const badgeWidth = textWidth + 14;
+  const x = width - badgeWidth - 4;
+  const y = -titleHeight - 22;
+  ctx.fillStyle = colour;
+  ctx.beginPath();
+  if (ctx.roundRect) ctx.roundRect(x, y, badgeWidth, 18, 9);
+  else ctx.rect(x, y, badgeWidth, 18);
+  ctx.fill();
+  ctx.fillStyle = "#fff";
+  ctx.textAlign = "left";
+  ctx.textBaseline = "middle";
+  ctx.fillText(text, x + 7, y + 9);
+  if (entry?.status === "running" && entry.max > 0) {
+    const fraction = Math.max(0, Math.min(1, entry.value / entry.max));
+    ctx.fillStyle = "rgba(45,127,249,0.35)";
+    ctx.fillRect(0, -3, width, 3);
+    ctx.fillStyle = COLOURS.running;
+    ctx.fillRect(0, -3, width * fraction, 3);
+  }
+  ctx.restore();
+  return text;
+}
+
+// ------------------------------------------------------------------------------ previews
+
+export function viewUrl(image) {
+  const query = new URLSearchParams({
+    filename: image.filename,
+    type: image.type ?? "temp",
+    subfolder: image.subfolder ?? "",
+  });
+  const path = `/view?${query.toString()}`;
+  return typeof api?.apiURL === "function" ? api.apiURL(path) : path;
+}
+
+export function captionText(type, info) {
+  if (!info) return "";
+  const parts = [];
+  if (info.frames !== undefined) parts.push(`${info.frames} frame${info.frames === 1 ? "" : "s"}`);
+  if (info.faces !== undefined) parts.push(`face found in ${info.faces}`);
+  if (info.mask_mode) parts.push(info.mask_mode === "face" ? "mask: whole face (swap)" : "mask: lower face");
+  if (info.fps !== undefined) parts.push(`${Number(info.fps).toFixed(2).replace(/\.?0+$/, "")} fps`);
+  return parts.join(" · ");
+}
+
+function previewElement(node) {
+  if (node.__resyncerPreview) return node.__resyncerPreview;
+  const element = document.createElement("div");
+  element.className = "resyncer-preview";
+  element.style.cssText = "font: 11px sans-serif; color: #ccc; padding: 2px 4px; overflow: hidden;";
+  const caption = document.createElement("div");
+  caption.className = "resyncer-caption";
+  const link = document.createElement("a");
+  link.className = "resyncer-open";
+  link.target = "_blank";
+  link.textContent = "open full size";
+  link.style.cssText = "color: #8ab4f8; margin-left: 6px;";
+  element.append(caption, link);
+  if (typeof node.addDOMWidget === "function") {
+    node.addDOMWidget("resyncer_preview", "resyncer_preview", element, { serialize: false, hideOnZoom: false });
+  }
+  node.__resyncerPreview = element;
+  return element;
+}
+
+export function showPreview(node, output) {
+  const images = output?.images ?? [];
+  const info = (output?.resyncer ?? [])[0];
+  if (!images.length && !info) return null;
+  const element = previewElement(node);
+  element.querySelector(".resyncer-caption").textContent = captionText(node.type ?? node.comfyClass, info);
+  const link = element.querySelector(".resyncer-open");
+  if (images.length) {
+    link.href = viewUrl(images[0]);
+    link.style.display = "";
+  } else {
+    link.style.display = "none";
+  }
+  return element;
+}
+
+// ------------------------------------------------------------------------------ events
+
+export function onExecutionStart() {
+  runState.clear();
+  currentNode = null;
+  for (const node of app?.graph?._nodes ?? app?.graph?.nodes ?? []) redraw(node);
+}
+
+export function onExecuting(detail) {
+  const id = detail && typeof detail === "object" ? detail.node ?? detail.display_node ?? null : detail;
+  if (currentNode !== null && currentNode !== String(id)) finish(currentNode, "done");
+  currentNode = id === null || id === undefined ? null : String(id);
+  if (currentNode !== null && findNode(currentNode)) update(currentNode, { status: "running", value: 0, max: 0, started: now() });
+}
+
+export function onProgress(detail) {
+  if (!detail || detail.node === undefined || detail.node === null) return;
+  if (!findNode(detail.node)) return;
+  const entry = runState.get(String(detail.node));
+  update(detail.node, {
+    status: "running",
+    value: Number(detail.value) || 0,
+    max: Number(detail.max) || 0,
+    started: entry?.started ?? now(),
+  });
+}
+
+export function onCached(detail) {
+  for (const id of detail?.nodes ?? []) if (findNode(id)) update(id, { status: "cached" });
+}
+
+export function onExecuted(detail) {
+  const id = detail?.display_node ?? detail?.node;
+  if (id !== undefined && findNode(id)) finish(id, "done");
+}
+
+export function onFailure(status) {
+  return (detail) => {
+    const id = detail?.node_id ?? detail?.node ?? currentNode;
+    if (id !== null && id !== undefined) finish(id, status);
+    currentNode = null;
+  };
+}
+
+function listen(name, handler) {
+  api?.addEventListener?.(name, (event) => handler(event?.detail));
+}
+
+export const extension = {
+  name: EXTENSION_NAME,
+
+  setup() {
+    listen("execution_start", onExecutionStart);
+    listen("executing", onExecuting);
+    listen("progress", onProgress);
+    listen("execution_cached", onCached);
+    listen("executed", onExecuted);
+    listen("execution_success", () => onExecuting(null));
+    listen("execution_error", onFailure("error"));
+    listen("execution_interrupted", onFailure("interrupted"));
+  },
+
+  async beforeRegisterNodeDef(nodeType, nodeData) {
+    if (!isReSyncerType(nodeData?.name)) return;
+    const drawForeground = nodeType.prototype.onDrawForeground;
+    nodeType.prototype.onDrawForeground = function (ctx, ...rest) {
+      const result = drawForeground?.apply(this, [ctx, ...rest]);
+      if (!this.flags?.collapsed) drawBadge(this, ctx);
+      return result;
+    };
+    if (PREVIEW_NODES.has(nodeData.name)) {
+      const executed = nodeType.prototype.onExecuted;
+      nodeType.prototype.onExecuted = function (output, ...rest) {
+        const result = executed?.apply(this, [output, ...rest]);
+        showPreview(this, output);
+        return result;
+      };
+    }
+  },
+};
+
+app.registerExtension(extension);

@@ -1,0 +1,406 @@
+#!/usr/bin/env python3
+"""Writes the shared workflows, UI format and API format, from one description per flow.
+
+    python workflows/build_workflows.py          # rewrite workflows/*.json
+    python workflows/build_workflows.py --check  # exit 1 if a committed file is out of date
+
+Each flow is described once below (nodes with their widget values, links by output name);
+both files are generated from that description and the node classes' INPUT_TYPES /
+RETURN_TYPES, so the UI graph (ComfyUI workflow schema 0.4: nodes, links, groups, config,
+extra, version) and the API graph ({"id": {"class_type", "inputs"}}) cannot drift apart.
+
+File names in the loaders are relative: ComfyUI looks them up in its input folder, the
+headless runner in its working folder; override them with `resyncer run-workflow ... --set
+"Target video.video=/path/clip.mp4"` (node titles, ids or types work).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import uuid
+from dataclasses import dataclass, field
+from pathlib import Path
+
+HERE = Path(__file__).resolve().parent
+REPO = HERE.parent
+WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+COLUMN_WIDTH = 400
+NODE_WIDTH = 320
+ROW_GAP = 40
+
+PREVIEW_HEIGHT = 300  # room under Track Face / Mesh Overlay / Face Identity for their preview sheet
+PREVIEW_NODES = {"ReSyncerTrackFace", "ReSyncerMeshOverlay", "ReSyncerFaceIdentity"}
+GROUP_PADDING = 24
+GROUP_TITLE_HEIGHT = 50
+
+# Stages: title, colour. Each column of the layout becomes one group titled by its stages.
+GROUPS = {
+    "inputs": ("Inputs", "#3f789e"),
+    "models": ("Models", "#444"),
+    "audio": ("Audio & style", "#8A8"),
+    "meshes": ("Meshes", "#5a8f5a"),
+    "face": ("Face tracking", "#a1309b"),
+    "generate": ("Overlay & generate", "#b06634"),
+    "output": ("Blend & save", "#88A"),
+}
+
+
+def load_registry() -> dict[str, type]:
+    sys.path.insert(0, str(REPO))
+    from resyncer_core.graph.pack import load_pack
+
+    pack = load_pack(REPO)
+    return dict(pack.nodes.ALL_NODE_CLASSES)
+
+
+@dataclass
+class Output:
+    node: Node
+    name: str
+
+
+@dataclass
+class Node:
+    id: int
+    class_type: str
+    title: str
+    group: str
+    values: dict = field(default_factory=dict)
+
+    def __getitem__(self, output_name: str) -> Output:
+        return Output(self, output_name)
+
+
+@dataclass
+class Flow:
+    name: str
+    title: str
+    description: str
+    nodes: list[Node] = field(default_factory=list)
+
+    def add(self, class_type: str, title: str, group: str, **values) -> Node:
+        node = Node(len(self.nodes) + 1, class_type, title, group, values)
+        self.nodes.append(node)
+        return node
+
+
+# ------------------------------------------------------------------------------ the flows
+
+def _models(flow: Flow) -> tuple[Node, Node, Node]:
+    wav2vec2 = flow.add("ReSyncerLoadWav2Vec2", "Load Wav2Vec2", "models", model="wav2vec2", device="auto")
+    syncformer = flow.add("ReSyncerLoadSyncFormer", "Load Style-SyncFormer", "models", model="syncformer.safetensors",
+                          device="auto")
+    generator = flow.add("ReSyncerLoadGenerator", "Load ReSync Generator", "models", model="generator.safetensors",
+                         device="auto")
+    return wav2vec2, syncformer, generator
+
+
+def _finish(flow: Flow, target: Node, track: Node, meshes: Output, generator: Output, audio: Output,
+            mask_mode: str = "mouth", identity: Node | None = None, prefix: str = "ReSyncer/lipsync") -> None:
+    overlay = flow.add("ReSyncerMeshOverlay", "Mesh Overlay", "generate", images=target["images"],
+                       face_track=track["face_track"], meshes=meshes, mask_mode=mask_mode)
+    if identity is None:
+        crops = flow.add("ReSyncerGenerator", "ReSync Generator", "generate", generator=generator,
+                         overlaid_crops=overlay["overlaid_crops"], reference_crops=track["aligned_crops"],
+                         batch_size=8, mask=overlay["mask"])
+    else:
+        crops = flow.add("ReSyncerFaceSwapInject", "Face Swap Inject", "generate", generator=generator,
+                         identity=identity["identity"], overlaid_crops=overlay["overlaid_crops"],
+                         reference_crops=track["aligned_crops"], batch_size=8, mask=overlay["mask"])
+    blend = flow.add("ReSyncerBlend", "Blend", "output", images=target["images"], crops=crops["crops"],
+                     face_track=track["face_track"], mask=overlay["mask"], feather=8)
+    flow.add("ReSyncerSaveVideo", "Save Video", "output", images=blend["images"], fps=target["fps"],
+             filename_prefix=prefix, crf=18, audio=audio)
+
+
+def _target_and_speech(flow: Flow) -> tuple[Node, Node, Node]:
+    target = flow.add("ReSyncerLoadVideo", "Target video", "inputs", video="target.mp4", start_frame=0, frame_limit=0)
+    speech = flow.add("ReSyncerLoadAudio", "Speech", "inputs", audio_file="speech.wav", start_seconds=0.0,
+                      duration_seconds=0.0)
+    track = flow.add("ReSyncerTrackFace", "Track target face", "face", images=target["images"], fps=target["fps"],
+                     smoothing=0.5, device="auto")
+    return target, speech, track
+
+
+def _audio_meshes(flow: Flow, speech: Node, target: Node, track: Node, style: Node, wav2vec2: Node, syncformer: Node,
+                  identity: Node | None = None) -> Node:
+    features = flow.add("ReSyncerAudioFeatures", "Audio → Wav2Vec2 Features", "audio", audio=speech["audio"],
+                        audio_encoder=wav2vec2["audio_encoder"], fps=target["fps"], frame_count=target["frame_count"])
+    values = {"syncformer": syncformer["syncformer"], "audio_features": features["audio_features"],
+              "style": style["style"], "face_track": track["face_track"]}
+    if identity is not None:
+        values["identity"] = identity["identity"]
+    return flow.add("ReSyncerSyncFormer", "Style-SyncFormer", "meshes", **values)
+
+
+def lipsync() -> Flow:
+    flow = Flow("lipsync", "ReSyncer: audio-driven lip-sync",
+                "Re-animates the mouth of the target video to new speech, in the target's own speaking style.")
+    target, speech, track = _target_and_speech(flow)
+    wav2vec2, syncformer, generator = _models(flow)
+    style = flow.add("ReSyncerStyleReference", "Style Reference (own)", "audio", face_track=track["face_track"],
+                     start=-1, length=90)
+    meshes = _audio_meshes(flow, speech, target, track, style, wav2vec2, syncformer)
+    _finish(flow, target, track, meshes["meshes"], generator["generator"], speech["audio"])
+    return flow
+
+
+def style_transfer() -> Flow:
+    flow = Flow("lipsync_style_transfer", "ReSyncer: lip-sync with speaking-style transfer",
+                "Lip-syncs the target to new speech in the speaking style of another person's video.")
+    target, speech, track = _target_and_speech(flow)
+    wav2vec2, syncformer, generator = _models(flow)
+    reference = flow.add("ReSyncerLoadVideo", "Style video", "inputs", video="style.mp4", start_frame=0, frame_limit=0)
+    reference_track = flow.add("ReSyncerTrackFace", "Track style face", "face", images=reference["images"],
+                               fps=reference["fps"], smoothing=0.5, device="auto")
+    style = flow.add("ReSyncerStyleReference", "Style Reference (other person)", "audio",
+                     face_track=reference_track["face_track"], start=-1, length=90)
+    meshes = _audio_meshes(flow, speech, target, track, style, wav2vec2, syncformer)
+    _finish(flow, target, track, meshes["meshes"], generator["generator"], speech["audio"],
+            prefix="ReSyncer/style_transfer")
+    return flow
+
+
+def video_driven() -> Flow:
+    flow = Flow("video_driven", "ReSyncer: video-driven lip-sync",
+                "Moves the mouth of the target video like the driver video's (its expressions on the target's face "
+                "shape), with the driver's soundtrack.")
+    target = flow.add("ReSyncerLoadVideo", "Target video", "inputs", video="target.mp4", start_frame=0, frame_limit=0)
+    driver = flow.add("ReSyncerLoadVideo", "Driver video", "inputs", video="driver.mp4", start_frame=0, frame_limit=0)
+    track = flow.add("ReSyncerTrackFace", "Track target face", "face", images=target["images"], fps=target["fps"],
+                     smoothing=0.5, device="auto")
+    driver_track = flow.add("ReSyncerTrackFace", "Track driver face", "face", images=driver["images"],
+                            fps=driver["fps"], smoothing=0.5, device="auto")
+    generator = flow.add("ReSyncerLoadGenerator", "Load ReSync Generator", "models", model="generator.safetensors",
+                         device="auto")
+    meshes = flow.add("ReSyncerMeshesFromVideo", "Meshes From Video", "meshes", driver_track=driver_track["face_track"],
+                      target_track=track["face_track"])
+    _finish(flow, target, track, meshes["meshes"], generator["generator"], driver["audio"],
+            prefix="ReSyncer/video_driven")
+    return flow
+
+
+def face_swap() -> Flow:
+    flow = Flow("face_swap_lipsync", "ReSyncer: face swap + lip-sync",
+                "Puts the source person's face into the target video and lip-syncs it to new speech.")
+    target, speech, track = _target_and_speech(flow)
+    wav2vec2, syncformer, generator = _models(flow)
+    source = flow.add("ReSyncerLoadVideo", "Source face", "inputs", video="source_face.mp4", start_frame=0,
+                      frame_limit=25)
+    identity = flow.add("ReSyncerFaceIdentity", "Face Identity", "face", images=source["images"], fps=source["fps"])
+    style = flow.add("ReSyncerStyleReference", "Style Reference (own)", "audio", face_track=track["face_track"],
+                     start=-1, length=90)
+    meshes = _audio_meshes(flow, speech, target, track, style, wav2vec2, syncformer, identity=identity)
+    _finish(flow, target, track, meshes["meshes"], generator["generator"], speech["audio"], mask_mode="face",
+            identity=identity, prefix="ReSyncer/face_swap")
+    return flow
+
+
+def personalize() -> Flow:
+    flow = Flow("personalize_lipsync", "ReSyncer: personalize, then lip-sync",
+                "Fine-tunes the generator on the target video's own frames first, then lip-syncs it to new speech.")
+    target, speech, track = _target_and_speech(flow)
+    wav2vec2, syncformer, generator = _models(flow)
+    tuned = flow.add("ReSyncerPersonalize", "Personalize", "generate", generator=generator["generator"],
+                     images=target["images"], face_track=track["face_track"], steps=200, lr=1e-4, batch_size=4,
+                     discriminator="discriminator.safetensors", vgg19="vgg19.safetensors", seed=0, save_as="")
+    style = flow.add("ReSyncerStyleReference", "Style Reference (own)", "audio", face_track=track["face_track"],
+                     start=-1, length=90)
+    meshes = _audio_meshes(flow, speech, target, track, style, wav2vec2, syncformer)
+    _finish(flow, target, track, meshes["meshes"], tuned["generator"], speech["audio"], prefix="ReSyncer/personalized")
+    return flow
+
+
+FLOWS = (lipsync, style_transfer, video_driven, face_swap, personalize)
+
+
+# ------------------------------------------------------------------------------ generation
+
+def input_specs(node_class: type) -> list[tuple[str, object, dict, str]]:
+    """(name, type, options, category) of required then optional inputs (hidden ones skipped)."""
+    declared = node_class.INPUT_TYPES()
+    specs = []
+    for category in ("required", "optional"):
+        for name, spec in (declared.get(category) or {}).items():
+            spec = tuple(spec)
+            specs.append((name, spec[0], spec[1] if len(spec) > 1 else {}, category))
+    return specs
+
+
+def is_widget(kind) -> bool:
+    return isinstance(kind, (list, tuple)) or kind in WIDGET_TYPES
+
+
+def socket_type(kind) -> str:
+    return "COMBO" if isinstance(kind, (list, tuple)) else kind
+
+
+def _check(flow: Flow, registry: dict[str, type]) -> None:
+    for node in flow.nodes:
+        if node.class_type not in registry:
+            raise SystemExit(f"{flow.name}: node {node.id} uses unknown type {node.class_type}")
+        names = {name for name, *_ in input_specs(registry[node.class_type])}
+        unknown = set(node.values) - names
+        if unknown:
+            raise SystemExit(f"{flow.name}: node {node.id} ({node.class_type}) has no inputs {sorted(unknown)}")
+
+
+def _output_index(registry, output: Output) -> tuple[int, str]:
+    node_class = registry[output.node.class_type]
+    names = list(getattr(node_class, "RETURN_NAMES", None) or node_class.RETURN_TYPES)
+    index = names.index(output.name)
+    return index, node_class.RETURN_TYPES[index]
+
+
+def build_api(flow: Flow, registry: dict[str, type]) -> dict:
+    api = {}
+    for node in flow.nodes:
+        inputs = {}
+        for name, kind, options, category in input_specs(registry[node.class_type]):
+            value = node.values.get(name)
+            if isinstance(value, Output):
+                inputs[name] = [str(value.node.id), _output_index(registry, value)[0]]
+            elif name in node.values:
+                inputs[name] = value
+            elif is_widget(kind) and category == "required":
+                inputs[name] = options.get("default", kind[0] if isinstance(kind, (list, tuple)) else None)
+        api[str(node.id)] = {"class_type": node.class_type, "inputs": inputs, "_meta": {"title": node.title}}
+    return api
+
+
+def _depths(flow: Flow) -> dict[int, int]:
+    depth: dict[int, int] = {}
+
+    def visit(node: Node) -> int:
+        if node.id not in depth:
+            upstream = [v.node for v in node.values.values() if isinstance(v, Output)]
+            depth[node.id] = 1 + max((visit(u) for u in upstream), default=-1)
+        return depth[node.id]
+
+    for node in flow.nodes:
+        visit(node)
+    return depth
+
+
+def _node_height(sockets: int, outputs: int, widgets: int) -> int:
+    return 46 + 22 * max(sockets, outputs) + 26 * widgets
+
+
+def build_ui(flow: Flow, registry: dict[str, type]) -> dict:
+    depth = _depths(flow)
+    stage_rank = {key: rank for rank, key in enumerate(GROUPS)}
+    links = []
+    ui_nodes = {}
+    order = sorted(flow.nodes, key=lambda n: (depth[n.id], stage_rank[n.group], n.id))
+    column_y: dict[int, float] = {}
+    for rank, node in enumerate(order):
+        node_class = registry[node.class_type]
+        inputs, widgets_values = [], []
+        for name, kind, options, category in input_specs(node_class):
+            value = node.values.get(name)
+            if is_widget(kind):
+                if isinstance(value, Output):
+                    inputs.append({"name": name, "type": socket_type(kind), "widget": {"name": name}, "link": None})
+                    widgets_values.append(options.get("default", kind[0] if isinstance(kind, (list, tuple)) else None))
+                else:
+                    default = options.get("default", kind[0] if isinstance(kind, (list, tuple)) else None)
+                    widgets_values.append(value if name in node.values else default)
+            else:
+                entry = {"name": name, "type": kind, "link": None}
+                if category == "optional":
+                    entry["shape"] = 7  # LiteGraph's hollow dot for optional sockets
+                inputs.append(entry)
+        names = list(getattr(node_class, "RETURN_NAMES", None) or node_class.RETURN_TYPES)
+        outputs = [{"name": n, "type": t, "links": [], "slot_index": i}
+                   for i, (n, t) in enumerate(zip(names, node_class.RETURN_TYPES))]
+        sockets = len(inputs)
+        height = _node_height(sockets, len(outputs), len(widgets_values) - sum(1 for i in inputs if "widget" in i))
+        if node.class_type in PREVIEW_NODES:
+            height += PREVIEW_HEIGHT
+        column = depth[node.id]
+        y = column_y.get(column, 80.0 + GROUP_TITLE_HEIGHT)
+        column_y[column] = y + height + ROW_GAP
+        ui_nodes[node.id] = {
+            "id": node.id, "type": node.class_type, "pos": [40 + column * COLUMN_WIDTH, y],
+            "size": [NODE_WIDTH, height], "flags": {}, "order": rank, "mode": 0,
+            "inputs": inputs, "outputs": outputs, "title": node.title,
+            "properties": {"Node name for S&R": node.class_type, "cnr_id": "comfyui-resyncer"},
+            "widgets_values": widgets_values,
+        }
+    for node in flow.nodes:  # links in a stable order: by target node, then input order
+        for slot, entry in enumerate(ui_nodes[node.id]["inputs"]):
+            value = node.values.get(entry["name"])
+            if not isinstance(value, Output):
+                continue
+            index, kind = _output_index(registry, value)
+            link_id = len(links) + 1
+            links.append([link_id, value.node.id, index, node.id, slot, kind])
+            entry["link"] = link_id
+            ui_nodes[value.node.id]["outputs"][index]["links"].append(link_id)
+    for node in ui_nodes.values():
+        for output in node["outputs"]:
+            if not output["links"]:
+                output["links"] = None
+    groups = []
+    for column in sorted(set(depth.values())):  # one group per column: groups never overlap
+        members = [n for n in order if depth[n.id] == column]
+        stages = list(dict.fromkeys(n.group for n in members))
+        boxes = [ui_nodes[n.id] for n in members]
+        x0 = min(b["pos"][0] for b in boxes) - GROUP_PADDING
+        y0 = min(b["pos"][1] for b in boxes) - GROUP_TITLE_HEIGHT
+        x1 = max(b["pos"][0] + b["size"][0] for b in boxes) + GROUP_PADDING
+        y1 = max(b["pos"][1] + b["size"][1] for b in boxes) + GROUP_PADDING
+        groups.append({"id": len(groups) + 1, "title": f"{column + 1} · " + " · ".join(GROUPS[s][0] for s in stages),
+                       "bounding": [x0, y0, x1 - x0, y1 - y0], "color": GROUPS[stages[0]][1], "font_size": 20,
+                       "flags": {}})
+    return {
+        "id": str(uuid.uuid5(uuid.NAMESPACE_URL, f"comfyui-resyncer/{flow.name}")),
+        "revision": 0,
+        "last_node_id": max(ui_nodes),
+        "last_link_id": len(links),
+        "nodes": [ui_nodes[n.id] for n in flow.nodes],
+        "links": links,
+        "groups": groups,
+        "config": {},
+        "extra": {"ds": {"scale": 0.7, "offset": [0, 0]},
+                  "info": {"name": flow.title, "description": flow.description, "author": "comfyui-resyncer"}},
+        "version": 0.4,
+    }
+
+
+def render(registry: dict[str, type] | None = None) -> dict[str, str]:
+    """{file name: JSON text} of every workflow."""
+    registry = registry or load_registry()
+    files = {}
+    for make in FLOWS:
+        flow = make()
+        _check(flow, registry)
+        files[f"{flow.name}.json"] = json.dumps(build_ui(flow, registry), indent=2) + "\n"
+        files[f"{flow.name}_api.json"] = json.dumps(build_api(flow, registry), indent=2) + "\n"
+    return files
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--check", action="store_true", help="only check that the committed files are up to date")
+    args = parser.parse_args(argv)
+    stale = []
+    for name, text in render().items():
+        path = HERE / name
+        if path.is_file() and path.read_text(encoding="utf-8") == text:
+            continue
+        stale.append(name)
+        if not args.check:
+            path.write_text(text, encoding="utf-8")
+    if args.check and stale:
+        print(f"out of date: {', '.join(stale)}; run python workflows/build_workflows.py", file=sys.stderr)
+        return 1
+    if not args.check:
+        print(f"wrote {len(stale)} file(s)" if stale else "all workflows up to date")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
