@@ -132,6 +132,40 @@ def test_sample_linearly_reads_rows_between_steps_and_clamps():
     torch.testing.assert_close(picked[0], expected)
 
 
+class _CentreSample(torch.nn.Module):
+    """Stands in for the CNN extractor (steps every 320 samples, step i reading samples
+    [320 i, 320 i + 400)): on a waveform whose sample k holds the value k, step i's feature is
+    the sample index of its centre, 320 i + 199.5."""
+
+    def forward(self, waveform):
+        steps = (waveform.shape[-1] - 400) // 320 + 1
+        return (waveform[:, 0:320 * steps:320] + 199.5)[:, None]
+
+
+class _FirstOf(torch.nn.Module):
+    def forward(self, hidden_states):
+        return (hidden_states,)
+
+
+@pytest.mark.parametrize("fps", [25, NTSC])
+@pytest.mark.parametrize("window_seconds", [20.0, 0.5])
+def test_frames_read_the_extractor_at_their_centre_time(encoder, monkeypatch, fps, window_seconds):
+    """Frame j is read at its centre, (j + 0.5) / fps seconds, on the extractor's time grid, in
+    one pass and in windows alike: through the stand-in extractor each frame's feature is the
+    (interpolated) sample index it was read at."""
+    monkeypatch.setattr(encoder.model, "feature_extractor", _CentreSample())
+    monkeypatch.setattr(encoder.model, "feature_projection", torch.nn.Identity())
+    monkeypatch.setattr(encoder.model, "encoder", _FirstOf())
+    monkeypatch.setattr(encoder, "do_normalize", False)
+    encoder.window = EncodingWindow(window_seconds=window_seconds, context_seconds=0.2)
+    waveform = torch.arange(32000, dtype=torch.float64)  # 2 s; sample k holds k
+    read_at = encoder.encode(waveform, fps)[:, 0].double()
+    frames = torch.arange(len(read_at), dtype=torch.float64)
+    last_centre = 320 * ((len(waveform) - 400) // 320) + 199.5
+    expected = ((frames + 0.5) * 16000 / fps).clamp(199.5, last_centre)
+    torch.testing.assert_close(read_at, expected, rtol=0, atol=0.01)
+
+
 def _raises_one_line(error_type, call, *words):
     with pytest.raises(error_type) as caught:
         call()

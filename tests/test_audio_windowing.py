@@ -49,3 +49,11 @@ def test_window_settings_are_checked(window_seconds, context_seconds):
 def test_forward_inputs_are_checked(waveform, frame_count, fps):
     with pytest.raises(ResyncerInputError):
         MelAudioEncoder()(waveform, frame_count, fps)
+
+
+def test_forward_moves_the_waveform_to_the_encoders_device():
+    """A CPU waveform given to an encoder on another device (the meta device stands in for a
+    GPU here) is moved there instead of failing inside the STFT or the CNN."""
+    encoder = MelAudioEncoder().to("meta")
+    features = encoder(torch.zeros(1, 16000), 25, 25)
+    assert features.device.type == "meta" and tuple(features.shape) == (1, 25, 1280)

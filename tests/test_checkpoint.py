@@ -123,3 +123,21 @@ def test_unknown_config_field_is_refused(tmp_path):
         "resyncer.config": '{"width": 4, "kernel": [3, 3], "name": "toy", "depth": 9}'})
     with pytest.raises(CheckpointError, match="'depth'"):
         checkpoint.load_checkpoint(path)
+
+
+@pytest.mark.parametrize("kind, config_json", [
+    ("syncformer", '{"d_model": 30}'),                    # the config's own validation
+    ("syncformer", '{"d_model": "wide"}'),                # a value of the wrong type
+    ("vgg19", '{"channels": [4, 8, 8, 16]}'),             # validated when the network is built
+    ("arcface", '{"crop_fraction": 2.0}'),
+    ("syncnet", '{"audio_widths": [4, 8]}'),
+    ("syncformer", '[1, 2]'),                             # not an object at all
+])
+def test_an_invalid_stored_config_is_a_checkpoint_error_naming_the_file(tmp_path, kind, config_json):
+    """CLI and nodes show CheckpointError as one line; any other exception is a traceback."""
+    path = tmp_path / f"bad_{kind}.safetensors"
+    save_file({"w": torch.zeros(1)}, str(path), metadata={
+        "resyncer.format_version": "1", "resyncer.kind": kind, "resyncer.config": config_json})
+    with pytest.raises(CheckpointError) as info:
+        checkpoint.load_checkpoint(path)
+    assert f"bad_{kind}.safetensors" in _single_line(info.value)

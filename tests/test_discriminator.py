@@ -57,6 +57,18 @@ def test_minibatch_stddev_statistic():
             assert torch.allclose(out[index, 2], expected.expand(3, 3))
 
 
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float16, torch.bfloat16])
+def test_minibatch_stddev_gradient_is_finite_for_zero_variance_in_any_precision(dtype):
+    """A batch of one, or identical samples, has zero variance; sqrt(0 + 1e-8) must not
+    become sqrt(0) (1e-8 underflows in float16), whose derivative is infinite."""
+    for x in (torch.randn(1, 4, 4, 4), torch.randn(1, 4, 4, 4).expand(4, -1, -1, -1).clone()):
+        x = x.to(dtype).requires_grad_(True)
+        out = minibatch_stddev(x, 4)
+        assert out.dtype == dtype and torch.equal(out[:, :4], x)
+        out.sum().backward()
+        assert torch.isfinite(x.grad).all()
+
+
 def test_checkpoint_round_trip_is_bit_exact(tmp_path):
     model = tiny_discriminator(size=64).eval()
     x = images(3, size=64)

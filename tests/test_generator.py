@@ -191,6 +191,13 @@ def test_low_level_feature_masking_follows_stylesync():
         assert (model(overlay, reference, mask=mask) - unmasked(overlay, reference)).abs().mean() > 1e-3
 
 
+def test_low_level_feature_mask_may_live_on_another_device():
+    """The mask is moved to the feature maps' device; the meta device stands in for a GPU."""
+    model = tiny_generator(size=64, mask_low_level_features=True).to("meta")
+    _, maps = model.encode(torch.zeros(1, 6, 64, 64, device="meta"), torch.zeros(1, 64, 64))
+    assert all(fmap.device.type == "meta" for fmap in maps)
+
+
 def test_precision_and_grad_modes():
     model = tiny_generator().eval()
     overlay, reference = random_images(2, batch=1)

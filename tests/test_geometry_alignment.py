@@ -130,3 +130,13 @@ def test_warps_keep_the_device_and_accept_numpy_affines():
     affine = np.tile(similarity(5.0, 2.0, (-10.0, -10.0)).numpy(), (2, 1, 1))
     crop = warp_to_crop(frame, torch.as_tensor(affine), 64)
     assert crop.device == frame.device and crop.dtype == frame.dtype
+
+
+def test_warps_accept_the_numpy_affines_a_face_track_stores():
+    """FaceTrack.crop_affine is numpy: both warps take it as it is (the test above passes a tensor)."""
+    frame = torch.rand(2, 64, 64, 3)
+    affine = np.tile(similarity(5.0, 2.0, (-10.0, -10.0)).numpy(), (2, 1, 1))
+    crop = warp_to_crop(frame, affine, 64)
+    torch.testing.assert_close(crop, warp_to_crop(frame, torch.as_tensor(affine), 64))
+    back = warp_from_crop(crop, affine, (64, 64))
+    torch.testing.assert_close(back, warp_from_crop(crop, torch.as_tensor(affine), (64, 64)))

@@ -63,6 +63,19 @@ def test_dilate_and_erode_match_max_pooling():
         assert torch.equal(erode(1 - mask, radius), 1 - reference)
 
 
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_dilate_and_erode_are_exact_in_half_precision(dtype):
+    """The running sums exceed what float16 / bfloat16 count exactly (2048 / 256)."""
+    mask = torch.zeros(1, 1, 512, 512)
+    mask[..., 100:400, 100:400] = 1.0
+    mask[..., 450:460, 20:500] = 1.0
+    for radius in (3, 8):
+        reference = F.max_pool2d(mask, 2 * radius + 1, stride=1, padding=radius)
+        dilated, eroded = dilate(mask.to(dtype), radius), erode((1 - mask).to(dtype), radius)
+        assert dilated.dtype == eroded.dtype == dtype
+        assert torch.equal(dilated.float(), reference) and torch.equal(eroded.float(), 1 - reference)
+
+
 def test_feathered_mask_is_soft_at_the_edge_and_stays_inside_the_mask():
     mask = lower_face_mask(crop_vertices_for([(0, 0, 0)]))
     soft = feathered_mask(mask, erode_px=6, blur_px=6)

@@ -4,6 +4,7 @@ import numpy as np
 import pytest
 import torch
 
+from resyncer_core.errors import ResyncerInputError
 from resyncer_core.face import topology
 from resyncer_core.face.alignment import crop_points
 from resyncer_core.face.canonical import Pose, from_canonical
@@ -125,6 +126,40 @@ def test_a_track_without_any_face_is_allowed():
     assert np.isfinite(track.crop_affine).all() and np.isfinite(track.landmarks).all()
     empty = build_face_track(np.zeros((0, 468, 3), np.float32), np.zeros(0, bool), FPS, FRAME_SIZE)
     assert len(empty) == 0
+
+
+@pytest.mark.parametrize("broken", ["nan_vertex", "collapsed"])
+def test_a_broken_frame_flagged_valid_becomes_invalid_instead_of_poisoning_the_track(broken):
+    """A frame flagged valid whose landmarks are not finite (an SVD of NaNs raises) or collapse to
+    one point (scale 0: NaN template, poses and crops for every frame) is flagged invalid; the
+    rest of the clip tracks exactly as if it had been flagged invalid by the tracker."""
+    landmarks, valid, *_ = synthetic_clip(seed=2)
+    bad = 30
+    if broken == "nan_vertex":
+        landmarks[bad, 5] = np.nan
+    else:
+        landmarks[bad] = landmarks[bad].mean(0)
+    track = build_face_track(landmarks, valid, FPS, FRAME_SIZE)
+    expected_valid = valid.copy()
+    expected_valid[bad] = False
+    np.testing.assert_array_equal(track.valid, expected_valid)
+    for array in (track.landmarks, track.canonical, track.template, track.crop_affine,
+                  track.pose.scale, track.pose.rotation, track.pose.translation):
+        assert np.isfinite(array).all()
+    reference = build_face_track(landmarks, expected_valid, FPS, FRAME_SIZE)
+    np.testing.assert_array_equal(track.template, reference.template)
+    np.testing.assert_array_equal(track.crop_affine, reference.crop_affine)
+    assert valid[bad]  # the caller's array is not modified
+
+
+@pytest.mark.parametrize("fps", [0.0, -25.0, float("nan"), float("inf"), "25"])
+def test_a_bad_frame_rate_is_one_clear_error(fps):
+    """It sets the smoothing time scale and is stored for the audio timing: a negative rate used
+    to crash with an IndexError, NaN with "cannot convert float NaN to integer"."""
+    landmarks, valid, *_ = synthetic_clip()
+    with pytest.raises(ResyncerInputError, match="^fps must be a positive frame rate") as info:
+        build_face_track(landmarks[:5], valid[:5], fps, FRAME_SIZE)
+    assert "\n" not in str(info.value)
 
 
 def test_bad_shapes_raise():

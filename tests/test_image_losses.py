@@ -88,3 +88,16 @@ def test_feature_matching_sums_layer_l1():
     assert torch.allclose(feature_matching_loss(fake, real), expected)
     with pytest.raises(ResyncerInputError):
         feature_matching_loss([], [])
+
+
+def test_identity_and_feature_matching_targets_are_detached():
+    """The source identity embedding and the real image's discriminator features are targets:
+    a generator loss must not send gradients into E_id(I') or into D through the real branch."""
+    fake_embedding = torch.randn(3, 8, requires_grad=True)
+    source_embedding = torch.randn(3, 8, requires_grad=True)
+    identity_loss(fake_embedding, source_embedding).backward()
+    assert fake_embedding.grad is not None and source_embedding.grad is None
+    fake = [f.requires_grad_(True) for f in feature_list(0)]
+    real = [f.requires_grad_(True) for f in feature_list(1)]
+    feature_matching_loss(fake, real).backward()
+    assert all(f.grad is not None for f in fake) and all(r.grad is None for r in real)

@@ -126,6 +126,35 @@ def test_mesh_overlay_follows_the_paper_formula():
     assert float(overlaid[off_mesh].max()) == -1.0  # masked, no mesh: black, as I^A is
 
 
+def test_mesh_overlay_follows_the_crops_device():
+    """The renderer (nvdiffrast: CUDA) and the mask may live on another device than the crops;
+    the overlay is made where the crops are. The meta device stands in for a GPU here."""
+    crops = torch.zeros(1, 3, 8, 8, device="meta")
+    assert mesh_overlay(crops, torch.zeros(1, 3, 8, 8), torch.zeros(1, 1, 8, 8)).device == crops.device
+
+
+def test_render_shades_on_the_device_the_backend_rasterised_on(monkeypatch):
+    """nvdiffrast rasterises on its CUDA device whatever device the vertices come from (the
+    pipeline poses meshes on the CPU); shading must follow the fragments there. A stand-in
+    backend returns its fragments on the meta device, which plays the GPU here."""
+    from resyncer_core.render import base
+
+    class ElsewhereRasterizer(MeshRenderer):
+        def rasterize(self, vertices, triangles, height, width):
+            fragments = TorchRasterizer().rasterize(vertices, triangles, height, width)
+            return type(fragments)(fragments.triangle_id.to("meta"), fragments.barycentric.to("meta"))
+
+    seen = {}
+
+    def spy(vertices, triangles, fragments):
+        seen.update(vertices=vertices.device, triangles=triangles.device, fragments=fragments.triangle_id.device)
+        return "shaded"
+
+    monkeypatch.setattr(base, "shade", spy)
+    assert ElsewhereRasterizer().render(crop_vertices_for([(0, 0, 0)]), TRIANGLES, 64) == "shaded"
+    assert seen == dict.fromkeys(("vertices", "triangles", "fragments"), torch.device("meta"))
+
+
 def test_get_renderer_picks_the_torch_backend_without_cuda():
     renderer = get_renderer("auto", "cpu")
     assert isinstance(renderer, TorchRasterizer) and isinstance(renderer, MeshRenderer)

@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch.nn import functional as F
 
-from resyncer_core.models.stylegan import (Blur, ConvLayer, ModulatedConv2d, ToRGB, Upsample, check_power_of_two_size,
+from resyncer_core.models.stylegan import (Blur, ConvLayer, EqualLinear, ModulatedConv2d, ToRGB, Upsample, check_power_of_two_size,
                                            fused_leaky_relu, make_blur_kernel, stylegan_channels, upfirdn2d)
 
 
@@ -72,6 +72,16 @@ def test_fused_leaky_relu():
     x = torch.tensor([[-1.0, 2.0]]).view(1, 2, 1, 1)
     out = fused_leaky_relu(x, torch.tensor([0.5, -1.0]))
     assert torch.allclose(out.flatten(), torch.tensor([-0.5 * 0.2, 1.0]) * math.sqrt(2))
+
+
+@pytest.mark.parametrize("bias", [True, False])
+def test_equal_linear_activation_is_applied_with_or_without_bias(bias):
+    torch.manual_seed(0)
+    layer = EqualLinear(5, 4, bias=bias, bias_init=0.3, lr_mul=0.5, activate=True)
+    x = torch.randn(3, 5)
+    pre_activation = x @ (layer.weight * layer.scale).t() + (0.3 * 0.5 if bias else 0.0)
+    expected = F.leaky_relu(pre_activation, 0.2) * math.sqrt(2)
+    assert torch.allclose(layer(x), expected, atol=1e-6)
 
 
 def per_sample_modulated_conv(layer: ModulatedConv2d, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:

@@ -104,9 +104,10 @@ def _check_forward_inputs(waveform: torch.Tensor, frame_count: int) -> None:
 class AudioEncoder(torch.nn.Module):
     """Base of all audio encoders.
 
-    forward(waveform [B,S] float32 16 kHz, frame_count, fps) -> [B, frame_count, feature_dim].
-    The features cover frames [0, frame_count) as laid out in `timing`: audio past the last
-    frame is ignored and audio missing before it is treated as silence.
+    forward(waveform [B,S] float32 16 kHz, frame_count, fps) -> [B, frame_count, feature_dim],
+    on the encoder's device (the waveform is moved there). The features cover frames
+    [0, frame_count) as laid out in `timing`: audio past the last frame is ignored and audio
+    missing before it is treated as silence.
     """
 
     sample_rate: int = SAMPLE_RATE
@@ -133,7 +134,7 @@ class AudioEncoder(torch.nn.Module):
         _check_forward_inputs(waveform, frame_count)
         exact_fps(fps)  # reject a bad fps before any work
         frame_count = int(frame_count)
-        waveform = self.prepare_waveform(waveform.to(torch.float32))
+        waveform = self.prepare_waveform(waveform.to(self.device, torch.float32))
         waveform = fit_to_length(waveform, samples_spanned_by(frame_count, fps))
         pieces = []
         for span in plan_windows(frame_count, fps, self.window, self.segment_alignment_samples):

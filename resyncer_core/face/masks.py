@@ -46,10 +46,14 @@ def _window_sum(values: torch.Tensor, radius: int, dim: int) -> torch.Tensor:
 
 
 def dilate(mask: torch.Tensor, radius_px: int) -> torch.Tensor:
-    """Grow a binary [T,1,H,W] mask by radius_px pixels (square structuring element)."""
+    """Grow a binary [T,1,H,W] mask by radius_px pixels (square structuring element).
+
+    The window sums are differences of running sums that reach H·(2·radius+1); they are taken in
+    float32, where such whole numbers are exact (float16 and bfloat16 are not past 2048 and 256)."""
     if radius_px <= 0:
         return mask
-    covered = _window_sum(_window_sum(mask, radius_px, -1), radius_px, -2)
+    counts = mask.to(torch.float32)
+    covered = _window_sum(_window_sum(counts, radius_px, -1), radius_px, -2)
     return (covered > 0.5).to(mask.dtype)
 
 

@@ -21,16 +21,22 @@ landmarks per frame (image pixels, see canonical.py for axes) and hands them her
   steady as the pose.
 - Invalid frames stay flagged in `valid`; their canonical mesh is the template (ΔM = 0) and
   their landmarks are the template posed with the interpolated pose, so every array is finite.
+  A frame flagged valid whose landmarks are not finite, or whose rigid points collapse so that
+  no pose can be fitted (scale ≤ MIN_POSE_SCALE), is flagged invalid too: one such frame would
+  otherwise make the template, every smoothed pose and every crop NaN.
 """
 
 from __future__ import annotations
 
+import math
+import numbers
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import torch
 
+from ..errors import ResyncerInputError
 from . import topology
 from .alignment import CROP_SIZE, crop_affine_from_landmarks, crop_points
 from .canonical import Pose, fit_pose, from_canonical, to_canonical
@@ -41,6 +47,9 @@ FORMAT_VERSION = 1
 # half the frame height tall (the model is about 17.7 units from chin to forehead).
 NO_FACE_HEIGHT_FRACTION = 0.5
 CANONICAL_FACE_HEIGHT = 17.7
+# Smallest fitted scale (image pixels per canonical unit) a frame's pose may have: below it the
+# face is under about 0.02 px tall, i.e. the landmarks are degenerate, not a face.
+MIN_POSE_SCALE = 1e-3
 
 
 @dataclass(eq=False)  # fields are arrays: compare them explicitly
@@ -153,15 +162,23 @@ def build_face_track(
     smoothing: float = 0.5,
 ) -> FaceTrack:
     """FaceTrack from landmarks [T,468,3] (image pixels; rows of invalid frames are ignored)."""
+    if isinstance(fps, bool) or not isinstance(fps, numbers.Real) or not math.isfinite(fps) or fps <= 0:
+        raise ResyncerInputError(f"fps must be a positive frame rate, got {fps!r}; pass the video frame rate (e.g. 25).")
     landmarks = np.asarray(landmarks, dtype=np.float32)
     valid = np.asarray(valid, dtype=bool)
     if landmarks.ndim != 3 or landmarks.shape[1:] != (topology.NUM_VERTICES, 3) or valid.shape != landmarks.shape[:1]:
         raise ValueError(f"expected landmarks [T,468,3] and valid [T], got {landmarks.shape} and {valid.shape}")
+    valid = valid & np.isfinite(landmarks).all(axis=(1, 2))
     valid_frames = np.flatnonzero(valid)
 
     if len(valid_frames):
         observed = torch.from_numpy(landmarks[valid_frames])
         fitted = fit_pose(observed, torch.tensor(topology.template_vertices()), torch.tensor(topology.rigid_weights()))
+        fittable = (fitted.scale > MIN_POSE_SCALE).numpy()
+        if not fittable.all():
+            valid[valid_frames[~fittable]] = False
+            valid_frames, observed, fitted = valid_frames[fittable], observed[fittable], fitted[torch.from_numpy(fittable)]
+    if len(valid_frames):
         observed_canonical = to_canonical(observed, fitted)
         template = observed_canonical.mean(0).numpy()
         pose = smooth_pose(interpolate_missing_poses(fitted, valid), fps, smoothing)

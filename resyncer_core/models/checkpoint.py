@@ -64,7 +64,16 @@ def config_from_dict(config_class: type, values: dict[str, Any], source: str = "
         hint = hints.get(name)
         is_tuple = hint is tuple or typing.get_origin(hint) is tuple
         kwargs[name] = tuple(value) if is_tuple and isinstance(value, list) else value
-    return config_class(**kwargs)
+    try:
+        return config_class(**kwargs)
+    except (TypeError, ValueError) as error:  # the config's own validation, or a value of the wrong type
+        raise CheckpointError(f"{source} has an invalid {config_class.__name__} ({_first_line(error)}); "
+                              "re-save the checkpoint") from None
+
+
+def _first_line(error: Exception) -> str:
+    text = str(error).strip()
+    return text.splitlines()[0] if text else type(error).__name__
 
 
 def save_checkpoint(model: torch.nn.Module, config: Any, kind: str, path: str | os.PathLike,
@@ -109,6 +118,8 @@ def read_checkpoint_header(path: str | os.PathLike) -> CheckpointHeader:
         config = json.loads(metadata[_KEY_CONFIG])
     except (ValueError, json.JSONDecodeError):
         raise CheckpointError(f"checkpoint {path} has corrupt resyncer metadata; re-save it") from None
+    if not isinstance(config, dict):
+        raise CheckpointError(f"checkpoint {path} has corrupt resyncer metadata (its config is not an object); re-save it")
     if version > FORMAT_VERSION:
         raise CheckpointError(f"checkpoint {path} uses format version {version}, newer than this resyncer ({FORMAT_VERSION}); update resyncer")
     return CheckpointHeader(path=path, kind=metadata[_KEY_KIND], format_version=version, config=config)
@@ -151,7 +162,11 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None,
     except KeyError:
         raise CheckpointError(f"checkpoint {header.path} holds unknown model kind {header.kind!r}; update resyncer") from None
     config = config_from_dict(config_class, header.config, source=f"checkpoint {header.path}")
-    model = model_class(config)
+    try:
+        model = model_class(config)
+    except ValueError as error:  # networks that validate their config when they are built
+        raise CheckpointError(f"checkpoint {header.path} describes a {header.kind} the network cannot be "
+                              f"built from ({_first_line(error)}); re-save the checkpoint") from None
     load_state_into(model, header.path, device="cpu")
     model.eval()
     return model.to(device), config

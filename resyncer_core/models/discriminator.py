@@ -49,7 +49,10 @@ def minibatch_stddev(x: torch.Tensor, preferred_group: int) -> torch.Tensor:
     batch, channels, height, width = x.shape
     group = stddev_group_size(batch, preferred_group)
     # Sample b belongs to group slot b // (batch / group); statistics are over dim 0.
-    grouped = x.view(group, batch // group, channels, height, width)
+    # In float32: in float16 the 1e-8 underflows to 0, and a zero variance (a batch of one, or
+    # identical samples, i.e. the collapse this statistic exists to catch) then gives sqrt(0),
+    # whose infinite derivative turns every gradient NaN under mixed-precision training.
+    grouped = x.view(group, batch // group, channels, height, width).float()
     stddev = torch.sqrt(grouped.var(dim=0, unbiased=False) + 1e-8).mean(dim=(1, 2, 3))
     stddev = stddev.view(-1, 1, 1, 1).repeat(group, 1, height, width)
     return torch.cat([x, stddev.to(x.dtype)], dim=1)

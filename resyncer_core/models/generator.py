@@ -218,7 +218,7 @@ class ReSyncGenerator(nn.Module):
             if mask is None:
                 raise ResyncerInputError("this generator masks its high-resolution features "
                                  "(mask_low_level_features=True); pass the lower-face mask")
-            keep = 1.0 - (mask.unsqueeze(1) if mask.ndim == 3 else mask).to(maps[-1].dtype)
+            keep = 1.0 - (mask.unsqueeze(1) if mask.ndim == 3 else mask).to(maps[-1].device, maps[-1].dtype)
             maps = [fmap * F.interpolate(keep, size=fmap.shape[-2:], mode="area")
                     if fmap.shape[-1] in masked else fmap for fmap in maps]
         return f_f, maps

@@ -119,7 +119,9 @@ class EqualLinear(nn.Module):
         bias = None if self.bias is None else self.bias * self.lr_mul
         if self.activate:
             out = F.linear(x, self.weight * self.scale)
-            return out if bias is None else fused_leaky_relu(out, bias)
+            if bias is None:  # activate without a bias: still the leaky ReLU and its gain
+                return F.leaky_relu(out, LEAKY_RELU_SLOPE) * LEAKY_RELU_GAIN
+            return fused_leaky_relu(out, bias)
         return F.linear(x, self.weight * self.scale, bias)
 
     def extra_repr(self) -> str:

@@ -14,6 +14,7 @@ def mesh_overlay(crops: torch.Tensor, rendered: torch.Tensor, mask: torch.Tensor
     eyes for A', any part of A the mesh does not reach — the result is black, exactly as in the
     paper; the mesh's coverage is therefore not used as an extra gate. The formula is affine
     in the pixel values, so it gives the same image in −1..1 as the paper's 0..1 arithmetic.
+    The result is on the crops' device and in their dtype (a renderer or mask may live elsewhere).
     """
-    mask = mask.to(crops.dtype)
-    return (1 - mask) * crops + mask * rendered.to(crops.dtype)
+    mask = mask.to(crops.device, crops.dtype)
+    return (1 - mask) * crops + mask * rendered.to(crops.device, crops.dtype)
