@@ -199,3 +199,27 @@ def test_identity_from_frames_gives_a_crop_and_a_template(clip):
     assert identity.template.shape == (468, 3)
     with pytest.raises(ResyncerInputError, match="no face"):
         stages.identity_from_frames(FaceTracker("cpu"), np.zeros((1, 64, 64, 3), np.uint8))
+
+
+def test_audio_driving_takes_the_style_length_the_syncformer_was_built_for(models, clip, monkeypatch):
+    """T_S comes from the loaded model's config, not the paper constant: a SyncFormer trained
+    with a 6-frame reference gets 6 frames."""
+    from resyncer_core.models.syncformer import StyleSyncFormer
+    from resyncer_core.pipeline import audio_driving
+    from resyncer_core.pipeline.models import PipelineModels
+    from resyncer_core.pipeline.progress import PipelineCallbacks, StageClock
+
+    _, track = clip
+    config = models["syncformer"].config
+    short_style = StyleSyncFormer(type(config)(**{**vars(config), "style_frames": 6})).eval()
+    seen = {}
+
+    def record_style(syncformer, features, style, template, style_audio, on_window):
+        seen["style_frames"] = len(style)
+        return torch.zeros(len(features), 468, 3)
+
+    monkeypatch.setattr(audio_driving, "predict_meshes", record_style)
+    pipeline_models = PipelineModels(generator=models["generator"], syncformer=short_style, audio_encoder=models["encoder"])
+    audio_driving.audio_driven_meshes(pipeline_models, np.zeros(16000, np.float32), FPS, CLIP_FRAMES, track, None,
+                                      track.template, StageClock(), PipelineCallbacks())
+    assert seen["style_frames"] == 6

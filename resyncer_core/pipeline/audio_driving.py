@@ -38,8 +38,10 @@ def audio_driven_meshes(models: PipelineModels, waveform: np.ndarray, fps: float
                                  "load the models with audio")
     with clock.measure("audio"):
         features = compute_audio_features(models.audio_encoder, waveform, fps, frame_count)
-        start = choose_style_window(style_track)
-        style = style_reference_from_track(style_track, start)
+        # T_S is the model's own: a SyncFormer trained on another reference length gets that length.
+        style_length = models.syncformer.config.style_frames
+        start = choose_style_window(style_track, style_length)
+        style = style_reference_from_track(style_track, start, style_length)
         style_audio = (_style_audio_features(models, style_video, style_track.fps, start, len(style))
                        if models.syncformer.uses_style_audio else None)
     callbacks.report("audio", 1, 1)

@@ -152,7 +152,9 @@ def render_video(job: RenderJob, generator, output: str | os.PathLike, options: 
     options = options or RenderOptions()
     callbacks = callbacks or PipelineCallbacks()
     clock = clock or StageClock()
-    renderer = get_renderer(options.renderer, "cpu")  # overlays are built on the CPU next to the decoded frames
+    # The rasteriser runs where the generator does (nvdiffrast needs CUDA); its image comes back
+    # to the CPU, where the overlays are built next to the decoded frames.
+    renderer = get_renderer(options.renderer, next(generator.parameters()).device)
     height, width = job.track.frame_size
     total = len(job.source_indices)
     without_face = int((~job.track.valid[job.source_indices]).sum())

@@ -14,6 +14,7 @@ import importlib.util
 
 import torch
 
+from ..errors import ResyncerInputError
 from .base import MeshRenderer
 from .results import Fragments
 
@@ -28,7 +29,7 @@ class NvdiffrastRasterizer(MeshRenderer):
     def __init__(self, device: torch.device | str = "cuda"):
         self.device = torch.device(device)
         if self.device.type != "cuda":
-            raise ValueError(f"the nvdiffrast backend needs a CUDA device, got {self.device}")
+            raise ResyncerInputError(f"the nvdiffrast backend needs a CUDA device, got {self.device}; use --device cuda or the torch renderer")
         import nvdiffrast.torch as dr
 
         self._dr = dr
