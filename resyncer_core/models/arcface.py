@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .frozen import FreezableNetwork
+
 # Blocks per stage of insightface's published IResNets.
 IRESNET_LAYERS = {
     "r18": (2, 2, 2, 2),
@@ -84,7 +86,7 @@ class IBasicBlock(nn.Module):
         return out + shortcut
 
 
-class ArcFaceIResNet(nn.Module):
+class ArcFaceIResNet(FreezableNetwork):
     def __init__(self, config: ArcFaceConfig):
         super().__init__()
         if len(config.layers) != len(_STAGE_WIDTH_MULTIPLIERS) or min(config.layers) < 1:
@@ -112,14 +114,7 @@ class ArcFaceIResNet(nn.Module):
         self.fc = nn.Linear(in_channels * final_side * final_side, config.embedding_size)
         self.features = nn.BatchNorm1d(config.embedding_size, eps=_BATCHNORM_EPS)
 
-        if config.frozen:
-            self.requires_grad_(False)
-            self.eval()
-
-    def train(self, mode: bool = True) -> ArcFaceIResNet:
-        # A frozen identity network must not update its BatchNorm statistics when a parent
-        # module (the training loop's model) is switched to train mode.
-        return super().train(mode and not self.config.frozen)
+        self.apply_freeze()
 
     def crop_faces(self, images: torch.Tensor) -> torch.Tensor:
         """[B,3,H,W] -> [B,3,input_size,input_size]: central square crop of side

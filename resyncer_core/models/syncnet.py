@@ -25,6 +25,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
+from .frozen import FreezableNetwork
+
 SYNC_FRAMES = 5  # video frames per window: 0.2 s at 25 fps
 FACE_SIZE = 96  # Wav2Lip's square face size; the expert sees its lower half
 FACE_INPUT_SHAPE = (3 * SYNC_FRAMES, FACE_SIZE // 2, FACE_SIZE)
@@ -94,7 +96,7 @@ def _audio_encoder(widths: tuple[int, ...], embedding_size: int) -> nn.Sequentia
     )
 
 
-class SyncNet(nn.Module):
+class SyncNet(FreezableNetwork):
     def __init__(self, config: SyncNetConfig):
         super().__init__()
         if len(config.face_widths) != 5 or len(config.audio_widths) != 4:
@@ -103,14 +105,7 @@ class SyncNet(nn.Module):
         self.config = config
         self.face_encoder = _face_encoder(config.face_widths, config.embedding_size)
         self.audio_encoder = _audio_encoder(config.audio_widths, config.embedding_size)
-        if config.frozen:
-            self.requires_grad_(False)
-            self.eval()
-
-    def train(self, mode: bool = True) -> SyncNet:
-        # A frozen critic must not update its BatchNorm statistics when the generator's
-        # training loop switches every module to train mode.
-        return super().train(mode and not self.config.frozen)
+        self.apply_freeze()
 
     def forward(self, mel: torch.Tensor, faces: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """mel [B,1,80,16], faces [B,15,48,96] (BGR, 0..1) -> (audio_embedding, face_embedding),

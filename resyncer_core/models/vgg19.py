@@ -17,6 +17,8 @@ from dataclasses import dataclass
 import torch
 from torch import nn
 
+from .frozen import FreezableNetwork
+
 # VGG19 is VGG "configuration E": 2, 2, 4, 4 and 4 convolutions in its five blocks.
 CONVS_PER_BLOCK = (2, 2, 4, 4, 4)
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
@@ -50,7 +52,7 @@ def relu_layer_indices() -> dict[str, int]:
     return indices
 
 
-class VGG19Features(nn.Module):
+class VGG19Features(FreezableNetwork):
     def __init__(self, config: VGG19Config):
         super().__init__()
         if len(config.channels) != len(CONVS_PER_BLOCK):
@@ -79,13 +81,7 @@ class VGG19Features(nn.Module):
         self.register_buffer("mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False)
 
-        if config.frozen:
-            self.requires_grad_(False)
-            self.eval()
-
-    def train(self, mode: bool = True) -> VGG19Features:
-        # A frozen loss network stays in eval mode when a parent module calls .train().
-        return super().train(mode and not self.config.frozen)
+        self.apply_freeze()
 
     def forward(self, images: torch.Tensor) -> list[torch.Tensor]:
         """images [B,3,H,W] RGB in the configured range -> the configured ReLU outputs, in
