@@ -100,3 +100,21 @@ def test_file_errors(tmp_path):
 )
 def test_array_errors(array, sample_rate, word):
     _raises_one_line(lambda: load_audio(array, sample_rate), word)
+
+
+def test_soundtrack_keeps_the_files_own_rate_and_band(tmp_path):
+    """What is muxed into output videos: the file's rate, so an 11 kHz tone (gone at 16 kHz)
+    survives, downmixed to mono like load_audio."""
+    from resyncer_core.audio import load_soundtrack
+
+    tone = sine(11000, 0.5, 44100)
+    path = write_audio(tmp_path / "wide.wav", np.stack([tone, tone]), 44100, "pcm_s16le")
+    waveform, rate = load_soundtrack(path)
+    assert rate == 44100 and waveform.dtype == np.float32 and abs(len(waveform) - len(tone)) <= 1
+    assert abs(peak_frequency(waveform, rate) - 11000) < 20
+    def interior_rms(x):  # past the resampler's onset transient at both ends
+        return float(np.sqrt(np.mean(x[len(x) // 10: -len(x) // 10] ** 2)))
+
+    assert interior_rms(load_audio(path)) < 0.05 * interior_rms(waveform)  # the models' 16 kHz copy has lost it
+    with pytest.raises(ResyncerInputError, match="does not exist"):
+        load_soundtrack(tmp_path / "absent.wav")

@@ -34,7 +34,7 @@ def audio_seconds(path) -> float:
     return len(load_audio(path)) / SAMPLE_RATE
 
 
-AAC_FRAME_SECONDS = 1024 / SAMPLE_RATE  # the muxed track is AAC at the driving audio's 16 kHz
+AAC_FRAME_SECONDS = 1024 / SAMPLE_RATE  # one AAC frame at 16 kHz, the rate of the test WAVs (muxed at their own rate)
 
 
 class FrameCheck:
@@ -120,6 +120,20 @@ def test_short_audio_trims_the_video_or_pads_silence(tmp_path_factory, tmp_path,
     result = lipsync_video(video, audio, tmp_path / "out.mp4", models, short_audio=mode, options=FAST)
     assert result.frames_written == probe_video(tmp_path / "out.mp4").frame_count == frames
     assert abs(audio_seconds(tmp_path / "out.mp4") - frames / FPS) <= AAC_FRAME_SECONDS
+
+
+def test_output_audio_keeps_the_driving_audios_own_sample_rate(tmp_path_factory, tmp_path, models):
+    import av
+
+    from resyncer_core.synth import synthetic_speech
+    from resyncer_core.synth.make_demo import write_wav
+
+    video = talking_clip(tmp_path_factory, 1.2)
+    audio = write_wav(tmp_path / "speech44k.wav", synthetic_speech(1.2, 44100, 1), 44100)
+    lipsync_video(video, audio, tmp_path / "out.mp4", models, options=FAST)
+    with av.open(str(tmp_path / "out.mp4")) as container:
+        assert container.streams.audio[0].rate == 44100
+    assert abs(audio_seconds(tmp_path / "out.mp4") - 1.2) <= AAC_FRAME_SECONDS
 
 
 def test_style_from_another_video(tmp_path_factory, tmp_path, models):

@@ -6,7 +6,7 @@ built or loaded.
 
 from .encoder import AudioEncoder, EncodingWindow
 from .encoder_factory import load_audio_encoder
-from .loading import load_audio
+from .loading import load_audio, load_soundtrack
 from .mel_encoder import MelAudioEncoder
 from .mel_features import MelConfig
 from .timing import SAMPLE_RATE, frame_count_for, samples_spanned_by
@@ -25,6 +25,7 @@ __all__ = [
     "frame_count_for",
     "load_audio",
     "load_audio_encoder",
+    "load_soundtrack",
     "make_random_wav2vec2",
     "make_tiny_wav2vec2",
     "resolve_wav2vec2_folder",

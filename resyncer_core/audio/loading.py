@@ -39,7 +39,27 @@ def load_audio(path_or_array, sample_rate: int | None = None) -> np.ndarray:
     return _load_array(path_or_array, sample_rate)
 
 
-def _load_file(path: Path) -> np.ndarray:
+def load_soundtrack(path: str | os.PathLike) -> tuple[np.ndarray, int]:
+    """(mono float32 waveform, its sample rate) of a file at the file's own rate, for muxing
+    into an output video: the models hear 16 kHz, but people should hear the original band."""
+    path = Path(path)
+    rate = _native_rate(path)
+    return _load_file(path, rate), rate
+
+
+def _native_rate(path: Path) -> int:
+    """The first audio stream's sample rate. A file that cannot be opened gets the default
+    here; _load_file then reports what is wrong with it in one sentence."""
+    try:
+        with av.open(str(path)) as container:
+            if container.streams.audio and container.streams.audio[0].rate:
+                return int(container.streams.audio[0].rate)
+    except (av.FFmpegError, OSError):
+        pass
+    return SAMPLE_RATE
+
+
+def _load_file(path: Path, rate: int = SAMPLE_RATE) -> np.ndarray:
     if not path.is_file():
         raise ResyncerInputError(f"Audio file {path} does not exist or is not a file; check the path.")
     try:
@@ -50,7 +70,7 @@ def _load_file(path: Path) -> np.ndarray:
         if not container.streams.audio:
             raise ResyncerInputError(f"{path} has no audio stream; choose a file with an audio track.")
         try:
-            waveform = _resample_to_mono(container.decode(container.streams.audio[0]))
+            waveform = _resample_to_mono(container.decode(container.streams.audio[0]), rate)
         except (av.FFmpegError, ValueError) as error:  # ValueError: the resampler met a format change
             raise _undecodable(path, error) from None
     if waveform.size == 0:
@@ -121,8 +141,8 @@ def _mono_frames(mono: np.ndarray, sample_rate: int) -> Iterator[av.AudioFrame]:
         yield frame
 
 
-def _resample_to_mono(frames: Iterable[av.AudioFrame]) -> np.ndarray:
-    resampler = av.AudioResampler(format="fltp", rate=SAMPLE_RATE)
+def _resample_to_mono(frames: Iterable[av.AudioFrame], rate: int = SAMPLE_RATE) -> np.ndarray:
+    resampler = av.AudioResampler(format="fltp", rate=rate)
     pieces = [
         resampled.to_ndarray().mean(axis=0)
         for frame in itertools.chain(frames, [None])  # None flushes the resampler's delay line

@@ -13,10 +13,12 @@ Default modes keep the output exactly as long as the driving audio.
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 
 import numpy as np
 
+from ..audio.loading import load_soundtrack
 from ..audio.timing import samples_spanned_by
 from ..errors import ResyncerInputError
 
@@ -59,6 +61,13 @@ class FramePlan:
         if samples <= len(waveform):
             return waveform[:samples]
         return np.concatenate([waveform, np.zeros(samples - len(waveform), waveform.dtype)])
+
+
+def soundtrack_for(plan: FramePlan, path: str | os.PathLike, fps: float) -> tuple[np.ndarray, int]:
+    """The output video's audio: `path`'s sound at its own sample rate (the models hear 16 kHz,
+    viewers should not), cut or padded to the plan's length."""
+    waveform, rate = load_soundtrack(path)
+    return plan.fit_audio(waveform, fps, rate), rate
 
 
 def plan_frames(video_frames: int, driving_frames: int, long_audio: str = "pingpong",

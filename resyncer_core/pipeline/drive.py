@@ -11,9 +11,9 @@ from fractions import Fraction
 import numpy as np
 import torch
 
-from ..audio import SAMPLE_RATE, load_audio
 from ..face import FaceTracker
 from ..video import probe_video
+from .chunking import soundtrack_for
 from .engine import PipelineResult, RenderJob, RenderOptions, check_output_path, render_video
 from .models import PipelineModels
 from .progress import PipelineCallbacks, StageClock
@@ -46,9 +46,7 @@ def drive_video(video: str | os.PathLike, driver: str | os.PathLike, output: str
     meshes = torch.from_numpy(np.repeat(track.template[None], plan.frame_count, axis=0))
     shown = min(plan.frame_count, len(driver_indices))
     meshes[:shown] = meshes_from_driver(select_frames(driver_track, driver_indices[:shown]), track)
-    audio = None
-    if driver_info.has_audio:
-        audio = (plan.fit_audio(load_audio(driver), info.fps, SAMPLE_RATE), SAMPLE_RATE)
+    audio = soundtrack_for(plan, driver, info.fps) if driver_info.has_audio else None
     job = RenderJob(video_path=info.path, frame_rate=info.frame_rate, track=track, source_indices=plan.source_indices,
                     meshes=meshes, mask_mode="mouth", audio=audio)
     return render_video(job, models.generator, output, options, callbacks, clock)

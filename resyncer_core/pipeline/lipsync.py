@@ -13,10 +13,11 @@ from __future__ import annotations
 
 import os
 
-from ..audio import SAMPLE_RATE, frame_count_for, load_audio
+from ..audio import frame_count_for, load_audio
 from ..face import FaceTracker
 from ..video import probe_video
 from .audio_driving import audio_driven_meshes
+from .chunking import soundtrack_for
 from .engine import PipelineResult, RenderJob, RenderOptions, check_output_path, render_video
 from .models import PipelineModels
 from .progress import PipelineCallbacks, StageClock
@@ -46,5 +47,5 @@ def lipsync_video(video: str | os.PathLike, audio: str | os.PathLike, output: st
     meshes = audio_driven_meshes(models, waveform, info.fps, plan.frame_count, style_track,
                                  video if style_from is None else style_from, track.template, clock, callbacks)
     job = RenderJob(video_path=info.path, frame_rate=info.frame_rate, track=track, source_indices=plan.source_indices,
-                    meshes=meshes, mask_mode="mouth", audio=(plan.fit_audio(waveform, info.fps, SAMPLE_RATE), SAMPLE_RATE))
+                    meshes=meshes, mask_mode="mouth", audio=soundtrack_for(plan, audio, info.fps))
     return render_video(job, models.generator, output, options, callbacks, clock)

@@ -11,10 +11,11 @@ from __future__ import annotations
 
 import os
 
-from ..audio import SAMPLE_RATE, frame_count_for, load_audio
+from ..audio import frame_count_for, load_audio
 from ..face import FaceTracker
 from ..video import probe_video
 from .audio_driving import audio_driven_meshes
+from .chunking import soundtrack_for
 from .engine import PipelineResult, RenderJob, RenderOptions, check_output_path, render_video
 from .models import PipelineModels
 from .progress import PipelineCallbacks, StageClock
@@ -38,10 +39,10 @@ def swap_video(video: str | os.PathLike, identity: str | os.PathLike, output: st
     if waveform is not None:
         meshes = audio_driven_meshes(models, waveform, info.fps, plan.frame_count, track, video, face.template,
                                      clock, callbacks)
-        soundtrack = (plan.fit_audio(waveform, info.fps, SAMPLE_RATE), SAMPLE_RATE)
+        soundtrack = soundtrack_for(plan, audio, info.fps)
     else:
         meshes = meshes_on_template(select_frames(track, plan.source_indices), face.template)
-        soundtrack = (load_audio(video), SAMPLE_RATE) if info.has_audio else None
+        soundtrack = soundtrack_for(plan, video, info.fps) if info.has_audio else None
     job = RenderJob(video_path=info.path, frame_rate=info.frame_rate, track=track, source_indices=plan.source_indices,
                     meshes=meshes, mask_mode="face", identity_frame=face.frame, audio=soundtrack)
     return render_video(job, models.generator, output, options, callbacks, clock)
