@@ -67,7 +67,8 @@ class ReSyncerTrackFace:
 
     def track(self, images, fps, smoothing=0.5, device="auto", unique_id=None):
         from resyncer_core.errors import ResyncerInputError
-        from resyncer_core.face import build_face_track, lower_face_mask
+        from resyncer_core.face import lower_face_mask
+        from resyncer_core.pipeline.progress import monitored_batches
         from resyncer_core.pipeline.stages import aligned_crops
 
         frames = images[..., :3]
@@ -75,23 +76,10 @@ class ReSyncerTrackFace:
             raise ResyncerInputError(f"Track Face needs at least one frame [T,H,W,3], got shape {list(frames.shape)}")
         tracker = _tracker(adapter.torch_device(device))
         progress = adapter.Progress(len(frames) + 1, unique_id)
-        landmarks, valid = [], []
         # One stream of batches: the tracker carries its state (the previous face) across them.
         batches = (frames[start:start + _TRACKER_BATCH] for start in range(0, len(frames), _TRACKER_BATCH))
-
-        def checked(batches):
-            done = 0
-            for batch in batches:
-                adapter.check_interrupt()
-                yield batch
-                done += len(batch)
-                progress.update_absolute(done)
-
-        for points, found in tracker.iter_landmarks(checked(batches)):
-            landmarks.append(points)
-            valid.append(found)
-        track = build_face_track(np.concatenate(landmarks), np.concatenate(valid), fps=fps,
-                                 frame_size=(int(frames.shape[1]), int(frames.shape[2])), smoothing=smoothing)
+        checked = monitored_batches(batches, adapter.check_interrupt, progress.update_absolute)
+        track = tracker.track_stream(checked, fps=fps, smoothing=smoothing)
         crops = crops_to_image(aligned_crops(frames, track))
         crop_mesh = track.mesh_in_crop()
         mask = mask_to_comfy(lower_face_mask(crop_mesh))

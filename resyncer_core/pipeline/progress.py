@@ -19,6 +19,17 @@ from typing import Any
 STAGES = ("decode", "track", "audio", "syncformer", "render", "generator", "blend", "encode")
 
 
+def monitored_batches(batches, before_each: Callable[[], None], after_each: Callable[[int], None]) -> Iterator:
+    """Yields `batches` unchanged, calling before_each() ahead of each one (a cancellation
+    check) and after_each(done) once it has been consumed, with the running count of items."""
+    done = 0
+    for batch in batches:
+        before_each()
+        yield batch
+        done += len(batch)
+        after_each(done)
+
+
 class PipelineCancelled(Exception):
     """should_cancel() returned True; no output file was left behind."""
 

@@ -15,7 +15,7 @@ from ..face.tracker import DEFAULT_SMOOTHING
 from ..video import VideoInfo, iter_frames, probe_video
 from .chunking import FramePlan, plan_frames
 from .frame_source import FrameSource
-from .progress import PipelineCallbacks, StageClock
+from .progress import PipelineCallbacks, StageClock, monitored_batches
 from .stages import FaceIdentity, choose_identity_frame, identity_from_frames, identity_from_track
 
 # The tracker's working memory grows with the chunk (720p: 32 frames peak ~190 MB higher than 8).
@@ -36,17 +36,10 @@ def track_video(tracker, path: str | os.PathLike, frame_limit: int | None = None
     info = info or probe_video(path)
     total = info.frame_count if frame_limit is None else min(info.frame_count, frame_limit)
 
-    def reported(batches):
-        done = 0
-        for batch in batches:
-            callbacks.check_cancel()
-            yield batch
-            done += len(batch)
-            callbacks.report("track", done, total)
-
     decoded = clock.timed_iter("decode", iter_frames(path, TRACK_CHUNK_FRAMES, stop=frame_limit))
+    reported = monitored_batches(decoded, callbacks.check_cancel, lambda done: callbacks.report("track", done, total))
     with clock.measure("track", excluding="decode"):
-        return tracker.track_stream(reported(decoded), fps=info.fps, smoothing=smoothing)
+        return tracker.track_stream(reported, fps=info.fps, smoothing=smoothing)
 
 
 def track_for_plan(tracker, info: VideoInfo, driving_frames: int, long_audio: str = "pingpong",
