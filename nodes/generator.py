@@ -21,13 +21,15 @@ KIND = "generator"
 def crop_inputs(**images):
     """IMAGE crops → core crops, checking they are all 256² crops of one length."""
     from resyncer_core.errors import ResyncerInputError
+    from resyncer_core.face.alignment import CROP_SIZE
 
     converted = {}
     for name, image in images.items():
         if image is None:
             continue
-        if image.ndim != 4 or tuple(image.shape[1:3]) != (256, 256):
-            raise ResyncerInputError(f"{name} must be 256×256 aligned crops [T,256,256,3], got {list(image.shape)}; "
+        if image.ndim != 4 or tuple(image.shape[1:3]) != (CROP_SIZE, CROP_SIZE):
+            raise ResyncerInputError(f"{name} must be {CROP_SIZE}×{CROP_SIZE} aligned crops [T,{CROP_SIZE},{CROP_SIZE},3], "
+                                     f"got {list(image.shape)}; "
                                      "connect Track Face's aligned_crops or Mesh Overlay's output")
         converted[name] = image_to_crops(image)
     lengths = {name: len(crops) for name, crops in converted.items()}
@@ -38,13 +40,15 @@ def crop_inputs(**images):
 
 def mask_input(mask, count: int):
     from resyncer_core.errors import ResyncerInputError
+    from resyncer_core.face.alignment import CROP_SIZE
 
     if mask is None:
         return None
     if mask.ndim == 2:
         mask = mask[None]
-    if len(mask) != count or tuple(mask.shape[1:]) != (256, 256):
-        raise ResyncerInputError(f"mask must be [{count},256,256] (Mesh Overlay's mask), got {list(mask.shape)}")
+    if len(mask) != count or tuple(mask.shape[1:]) != (CROP_SIZE, CROP_SIZE):
+        raise ResyncerInputError(f"mask must be [{count},{CROP_SIZE},{CROP_SIZE}] (Mesh Overlay's mask), "
+                                 f"got {list(mask.shape)}")
     return mask.float()
 
 
