@@ -88,7 +88,7 @@ def measure(args, preset: str, seconds: float) -> dict:
 
 
 def report(run: dict) -> str:
-    from resyncer_core.pipeline.progress import STAGES
+    from resyncer_core.stages.progress import STAGES
 
     wall = run["wall_s"]
     shares = {stage: run["stage_s"].get(stage, 0.0) / wall for stage in STAGES}
@@ -115,7 +115,7 @@ def main() -> int:
         run_child(args)
         return 0
 
-    from resyncer_core.pipeline.progress import STAGES
+    from resyncer_core.stages.progress import STAGES
 
     args.work.mkdir(parents=True, exist_ok=True)
     prepare_inputs(args.work, args.presets, args.seconds)

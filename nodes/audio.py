@@ -87,7 +87,7 @@ class ReSyncerAudioFeatures:
 
     def encode(self, audio, audio_encoder, fps, frame_count=0):
         from resyncer_core.audio import frame_count_for
-        from resyncer_core.pipeline.stages import compute_audio_features
+        from resyncer_core.stages.functions import compute_audio_features
 
         handle = require_handle(audio_encoder, "audio_encoder", "audio_encoder")
         waveform = audio_to_mono(audio)

@@ -32,7 +32,7 @@ class ReSyncerBlend:
 
     def blend(self, images, crops, face_track, mask, feather=8):
         from resyncer_core.errors import ResyncerInputError
-        from resyncer_core.pipeline.stages import blend_crops
+        from resyncer_core.stages.functions import blend_crops
 
         if not (len(images) == len(crops) == len(face_track) == len(mask)):
             raise ResyncerInputError(f"Blend got {len(images)} frames, {len(crops)} crops, a {len(face_track)}-frame "

@@ -372,7 +372,7 @@ class StageProgress:
         return False
 
     def callbacks(self):
-        from resyncer_core.pipeline.progress import PipelineCallbacks
+        from resyncer_core.stages.progress import PipelineCallbacks
 
         return PipelineCallbacks(progress=self.progress, should_cancel=self.should_cancel)
 

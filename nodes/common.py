@@ -148,7 +148,7 @@ def require_handle(value, kind: str, socket: str) -> LoadedModel:
 
 
 def interrupt_callback(progress):
-    """An on_batch/on_window(done, total) callback for resyncer_core.pipeline.stages: moves the
+    """An on_batch/on_window(done, total) callback for resyncer_core.stages.functions: moves the
     progress bar and raises the host's interrupt exception when the user asked to stop."""
     from .comfy_adapter import check_interrupt
 

@@ -42,7 +42,7 @@ class ReSyncerFaceIdentity:
 
     def identify(self, images, face_track=None, fps=25.0):
         from resyncer_core.errors import ResyncerInputError
-        from resyncer_core.pipeline.stages import (
+        from resyncer_core.stages.functions import (
             choose_identity_frame,
             identity_from_frames,
             identity_from_track,
@@ -88,7 +88,7 @@ class ReSyncerFaceSwapInject:
         }
 
     def swap(self, generator, identity, overlaid_crops, reference_crops, batch_size=8, mask=None, unique_id=None):
-        from resyncer_core.pipeline.stages import swap_crops
+        from resyncer_core.stages.functions import swap_crops
 
         handle = require_handle(generator, GENERATOR_KIND, "generator")
         crops = crop_inputs(overlaid_crops=overlaid_crops, reference_crops=reference_crops)

@@ -100,7 +100,7 @@ class ReSyncerGenerator:
         }
 
     def generate(self, generator, overlaid_crops, reference_crops, batch_size=8, mask=None, unique_id=None):
-        from resyncer_core.pipeline.stages import generate_crops
+        from resyncer_core.stages.functions import generate_crops
 
         handle = require_handle(generator, KIND, "generator")
         crops = crop_inputs(overlaid_crops=overlaid_crops, reference_crops=reference_crops)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from . import comfy_adapter as adapter
 from .common import FACE_TRACK, MESHES, category, crops_to_image, mask_to_comfy
 
-MASK_MODES = ["mouth", "face"]  # equals resyncer_core.pipeline.stages.MASK_MODES
+MASK_MODES = ["mouth", "face"]  # equals resyncer_core.stages.functions.MASK_MODES
 
 
 class ReSyncerMeshOverlay:
@@ -35,7 +35,7 @@ class ReSyncerMeshOverlay:
 
     def overlay(self, images, face_track, meshes, mask_mode="mouth", unique_id=None):
         from resyncer_core.errors import ResyncerInputError
-        from resyncer_core.pipeline.stages import overlay_crops
+        from resyncer_core.stages.functions import overlay_crops
 
         if not (len(images) == len(face_track) == len(meshes)):
             raise ResyncerInputError(

@@ -35,7 +35,7 @@ class ReSyncerMeshesFromVideo:
         }
 
     def transfer(self, driver_track, target_track, identity=None):
-        from resyncer_core.pipeline.stages import meshes_from_driver, select_frames
+        from resyncer_core.stages.functions import meshes_from_driver, select_frames
 
         count = len(target_track)
         if len(driver_track) != count:

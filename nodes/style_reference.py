@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from .common import AUDIO_FEATURES, FACE_TRACK, MAX_FRAMES, STYLE, category
 
-STYLE_FRAMES = 90  # (paper) T_S; equals resyncer_core.pipeline.stages.STYLE_FRAMES
+STYLE_FRAMES = 90  # (paper) T_S; equals resyncer_core.stages.functions.STYLE_FRAMES
 
 
 class StyleReference:
@@ -49,7 +49,7 @@ class ReSyncerStyleReference:
 
     def reference(self, face_track, start=-1, length=STYLE_FRAMES, audio_features=None):
         from resyncer_core.errors import ResyncerInputError
-        from resyncer_core.pipeline.stages import (
+        from resyncer_core.stages.functions import (
             choose_style_window,
             style_reference_from_track,
         )

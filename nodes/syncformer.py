@@ -69,7 +69,7 @@ class ReSyncerSyncFormer:
 
     def predict(self, syncformer, audio_features, style, face_track, identity=None, unique_id=None):
         from resyncer_core.errors import ResyncerInputError
-        from resyncer_core.pipeline.stages import predict_meshes
+        from resyncer_core.stages.functions import predict_meshes
 
         handle = require_handle(syncformer, KIND, "syncformer")
         model = handle.model

@@ -68,8 +68,8 @@ class ReSyncerTrackFace:
     def track(self, images, fps, smoothing=0.5, device="auto", unique_id=None):
         from resyncer_core.errors import ResyncerInputError
         from resyncer_core.face import lower_face_mask
-        from resyncer_core.pipeline.progress import monitored_batches
-        from resyncer_core.pipeline.stages import aligned_crops
+        from resyncer_core.stages.progress import monitored_batches
+        from resyncer_core.stages.functions import aligned_crops
 
         frames = images[..., :3]
         if frames.ndim != 4 or len(frames) == 0:

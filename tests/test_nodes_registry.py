@@ -229,7 +229,7 @@ def test_run_workflow_help_exits_zero(capsys):
 
 
 def test_node_constants_match_the_library(pack):
-    from resyncer_core.pipeline import stages
+    from resyncer_core.stages import functions as stages
 
     assert pack.nodes.style_reference.STYLE_FRAMES == stages.STYLE_FRAMES == 90
     assert pack.nodes.mesh_overlay.MASK_MODES == list(stages.MASK_MODES)

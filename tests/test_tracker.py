@@ -75,7 +75,10 @@ def test_batch_size_does_not_change_results(clip, tracker, astronaut):
     for batch_size in (1, 3):
         landmarks, valid = FaceTracker("cpu", batch_size=batch_size).track_landmarks(clip)
         np.testing.assert_array_equal(valid, reference_run[1])
-        np.testing.assert_allclose(landmarks, reference_run[0], atol=1e-3)
+        # oneDNN picks its convolution algorithm by batch size, and on some CPUs (AMD EPYC
+        # here) that moves landmarks by ~0.02 px, which re-enters through the next frame's
+        # ROI; anything near a pixel would be a real batching bug.
+        np.testing.assert_allclose(landmarks, reference_run[0], atol=0.05)
     images = [astronaut, astronaut[30:230], np.full((64, 64, 3), 90, np.uint8), astronaut[::-1, ::-1]]
     together = tracker.detect_many(images)
     for image, batched in zip(images, together):

@@ -1,7 +1,7 @@
 """Pipelines: lip-sync, video-driven lip-sync, style transfer and face swap.
 
-`stages` holds the steps as tensor-in/tensor-out functions (what ComfyUI nodes call);
-`engine` streams a video file through the same functions chunk by chunk; `lipsync`, `drive`
+The steps themselves are tensor-in/tensor-out functions in `resyncer_core.stages` (what
+ComfyUI nodes and the trainer call); `engine` streams a video file through the same functions chunk by chunk; `lipsync`, `drive`
 and `swap` set up what the engine draws. Names resolve lazily so importing the package
 loads nothing heavy.
 """
@@ -11,13 +11,13 @@ from __future__ import annotations
 from ..lazy_exports import lazy_exports
 
 _EXPORTS = {
-    "PipelineCallbacks": ".progress",
-    "PipelineCancelled": ".progress",
+    "PipelineCallbacks": "..stages.progress",
+    "PipelineCancelled": "..stages.progress",
     "PipelineResult": ".engine",
     "RenderOptions": ".engine",
-    "PipelineModels": ".models",
-    "load_pipeline_models": ".models",
-    "resolve_models_dir": ".models",
+    "PipelineModels": "..stages.model_files",
+    "load_pipeline_models": "..stages.model_files",
+    "resolve_models_dir": "..stages.model_files",
     "lipsync_video": ".lipsync",
     "drive_video": ".drive",
     "swap_video": ".swap",

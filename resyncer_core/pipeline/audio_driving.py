@@ -11,10 +11,10 @@ import torch
 from ..audio import load_audio
 from ..errors import ResyncerInputError
 from ..face.track import FaceTrack
+from ..stages.functions import choose_style_window, compute_audio_features, predict_meshes, style_reference_from_track
+from ..stages.model_files import PipelineModels
+from ..stages.progress import PipelineCallbacks, StageClock
 from ..video import probe_video
-from .models import PipelineModels
-from .progress import PipelineCallbacks, StageClock
-from .stages import choose_style_window, compute_audio_features, predict_meshes, style_reference_from_track
 
 
 def _style_audio_features(models: PipelineModels, style_video: str | os.PathLike, fps: float,

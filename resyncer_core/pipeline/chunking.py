@@ -21,6 +21,10 @@ import numpy as np
 from ..audio.loading import load_soundtrack
 from ..audio.timing import samples_spanned_by
 from ..errors import ResyncerInputError
+from ..face.track import FaceTrack
+from ..stages.progress import PipelineCallbacks, StageClock
+from ..stages.tracking import track_video
+from ..video import VideoInfo
 
 LONG_AUDIO_MODES = ("pingpong", "trim")
 SHORT_AUDIO_MODES = ("trim", "pad")
@@ -85,3 +89,16 @@ def plan_frames(video_frames: int, driving_frames: int, long_audio: str = "pingp
         return FramePlan(pingpong_indices(count, video_frames), driving_frames)
     count = driving_frames if short_audio == "trim" else video_frames
     return FramePlan(np.arange(count, dtype=np.int64), driving_frames)
+
+
+def track_for_plan(tracker, info: VideoInfo, driving_frames: int, long_audio: str = "pingpong",
+                   short_audio: str = "trim", clock: StageClock | None = None,
+                   callbacks: PipelineCallbacks | None = None) -> tuple[FaceTrack, FramePlan]:
+    """Plans the output frames of the probed video `info` driven by `driving_frames` frames
+    and tracks the source frames the plan shows. A damaged file can decode fewer frames than
+    it declares; the plan is then redone over the frames that were decoded."""
+    plan = plan_frames(info.frame_count, driving_frames, long_audio, short_audio)
+    track = track_video(tracker, info.path, plan.source_frames_needed, clock=clock, callbacks=callbacks, info=info)
+    if len(track) < plan.source_frames_needed:
+        plan = plan_frames(len(track), driving_frames, long_audio, short_audio)
+    return track, plan

@@ -1,4 +1,4 @@
-"""The `resyncer lipsync | drive | swap | personalize` subcommands: argument definitions and
+"""The `resyncer lipsync | drive | swap` subcommands: argument definitions and
 handlers. cli.py routes to the add_* functions here; heavy imports happen in the handlers."""
 
 from __future__ import annotations
@@ -7,20 +7,13 @@ import argparse
 import sys
 from pathlib import Path
 
+from ..cli_options import add_model_arguments, quiet_model_loading, terminal_callbacks
+from ..stages.functions import DEFAULT_FEATHER_PX, GENERATOR_BATCH_SIZE
 from .chunking import LONG_AUDIO_MODES, SHORT_AUDIO_MODES
-from .stages import DEFAULT_FEATHER_PX, GENERATOR_BATCH_SIZE
-
-
-def _add_model_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--models", type=Path, default=None,
-                        help="models folder (default: $RESYNCER_MODELS, else ./models)")
-    parser.add_argument("--generator", type=Path, default=None,
-                        help="generator checkpoint to use instead of the folder's (e.g. from `resyncer personalize`)")
-    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 … (default cpu)")
 
 
 def _add_render_arguments(parser: argparse.ArgumentParser) -> None:
-    _add_model_arguments(parser)
+    add_model_arguments(parser)
     parser.add_argument("--batch-size", type=int, default=GENERATOR_BATCH_SIZE, help="crops per generator call")
     parser.add_argument("--feather", type=int, default=DEFAULT_FEATHER_PX,
                         help="blend-mask erosion and blur in crop pixels (0: hard edge)")
@@ -79,58 +72,11 @@ def add_swap_parser(subcommands) -> None:
     parser.set_defaults(handler=_run_swap)
 
 
-def add_personalize_parser(subcommands) -> None:
-    from ..train.personalize import PersonalizeConfig
-
-    defaults = PersonalizeConfig(steps=1)
-    parser = subcommands.add_parser(
-        "personalize", help="fine-tune the generator on one person's video",
-        description="Full-parameter fine-tuning of the generator on a target clip (L1 + adversarial, + VGG "
-                    "perceptual when models/vgg19.safetensors holds pretrained weights). Use the result "
-                    "with `resyncer lipsync --generator`.")
-    parser.add_argument("--video", required=True, type=Path, help="clip of the target person")
-    parser.add_argument("-o", "--output", required=True, type=Path, help="generator checkpoint to write (.safetensors)")
-    parser.add_argument("--steps", required=True, type=int, help="optimisation steps")
-    parser.add_argument("--lr", type=float, default=defaults.lr, help=f"Adam learning rate (default {defaults.lr:g})")
-    parser.add_argument("--batch-size", type=int, default=defaults.batch_size, help="samples per step")
-    parser.add_argument("--max-frames", type=int, default=defaults.max_frames,
-                        help="use at most this many leading frames of the clip")
-    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
-    _add_model_arguments(parser)
-    parser.set_defaults(handler=_run_personalize)
-
-
-def _progress_printer():
-    """Progress on one rewritten stderr line when stderr is a terminal; silent otherwise, so
-    logs and scripts see only the summary (and an error stays one line)."""
-    if not sys.stderr.isatty():
-        return None
-
-    def show(stage: str, done: int, total: int) -> None:
-        print(f"\r{stage}: {done}/{total}    ", end="", file=sys.stderr, flush=True)
-
-    return show
-
-
-def _callbacks():
-    from .progress import PipelineCallbacks
-
-    return PipelineCallbacks(progress=_progress_printer())
-
-
-def _quiet_model_loading() -> None:
-    """transformers draws a "Loading weights" bar on stderr when Wav2Vec2 loads; the CLI shows
-    its own progress and keeps stderr to one line on error."""
-    from transformers.utils import logging as transformers_logging
-
-    transformers_logging.disable_progress_bar()
-
-
 def _render_setup(args, with_audio: bool):
+    from ..stages.model_files import load_pipeline_models
     from .engine import RenderOptions
-    from .models import load_pipeline_models
 
-    _quiet_model_loading()
+    quiet_model_loading()
     options = RenderOptions(batch_size=args.batch_size, feather=args.feather, crf=args.crf,
                             x264_preset=args.x264_preset)
     models = load_pipeline_models(args.models, args.device, with_audio=with_audio, generator_path=args.generator)
@@ -150,7 +96,7 @@ def _run_lipsync(args) -> int:
     models, options = _render_setup(args, with_audio=True)
     return _finish(lipsync_video(args.video, args.audio, args.output, models, style_from=args.style_from,
                                  long_audio=args.long_audio, short_audio=args.short_audio, options=options,
-                                 callbacks=_callbacks()))
+                                 callbacks=terminal_callbacks()))
 
 
 def _run_drive(args) -> int:
@@ -158,7 +104,7 @@ def _run_drive(args) -> int:
 
     models, options = _render_setup(args, with_audio=False)
     return _finish(drive_video(args.video, args.driver, args.output, models, long_audio=args.long_audio,
-                               short_audio=args.short_audio, options=options, callbacks=_callbacks()))
+                               short_audio=args.short_audio, options=options, callbacks=terminal_callbacks()))
 
 
 def _run_swap(args) -> int:
@@ -167,15 +113,4 @@ def _run_swap(args) -> int:
     models, options = _render_setup(args, with_audio=args.audio is not None)
     return _finish(swap_video(args.video, args.identity, args.output, models, audio=args.audio,
                               long_audio=args.long_audio, short_audio=args.short_audio, options=options,
-                              callbacks=_callbacks()))
-
-
-def _run_personalize(args) -> int:
-    from ..train.personalize import PersonalizeConfig, personalize_video
-
-    config = PersonalizeConfig(steps=args.steps, lr=args.lr, batch_size=args.batch_size, max_frames=args.max_frames,
-                               seed=args.seed)
-    path = personalize_video(args.video, args.output, config, models_dir=args.models, device=args.device,
-                             generator_path=args.generator, log=print, callbacks=_callbacks())
-    print(f"wrote {path}")
-    return 0
+                              callbacks=terminal_callbacks()))

@@ -12,13 +12,13 @@ import numpy as np
 import torch
 
 from ..face import FaceTracker
+from ..stages.functions import meshes_from_driver, select_frames
+from ..stages.model_files import PipelineModels
+from ..stages.progress import PipelineCallbacks, StageClock
+from ..stages.tracking import track_video
 from ..video import probe_video
-from .chunking import soundtrack_for
+from .chunking import soundtrack_for, track_for_plan
 from .engine import PipelineResult, RenderJob, RenderOptions, check_output_path, render_video
-from .models import PipelineModels
-from .progress import PipelineCallbacks, StageClock
-from .stages import meshes_from_driver, select_frames
-from .tracking import track_for_plan, track_video
 
 
 def driver_frames_at(driver_frames: int, driver_rate, target_rate) -> np.ndarray:

@@ -20,11 +20,19 @@ import torch
 from ..errors import ResyncerInputError
 from ..face.track import FaceTrack
 from ..render import get_renderer
+from ..stages.frame_source import FrameSource
+from ..stages.functions import (
+    DEFAULT_FEATHER_PX,
+    GENERATOR_BATCH_SIZE,
+    PastedRegion,
+    generate_crops,
+    overlay_crops,
+    paste_back,
+    select_frames,
+    swap_crops,
+)
+from ..stages.progress import STAGES, PipelineCallbacks, StageClock
 from ..video import VideoWriter
-from .frame_source import FrameSource
-from .progress import STAGES, PipelineCallbacks, StageClock
-from .stages import (DEFAULT_FEATHER_PX, GENERATOR_BATCH_SIZE, PastedRegion, generate_crops, overlay_crops,
-                     paste_back, select_frames, swap_crops)
 
 OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov")
 

@@ -15,13 +15,13 @@ import os
 
 from ..audio import frame_count_for, load_audio
 from ..face import FaceTracker
+from ..stages.model_files import PipelineModels
+from ..stages.progress import PipelineCallbacks, StageClock
+from ..stages.tracking import track_video
 from ..video import probe_video
 from .audio_driving import audio_driven_meshes
-from .chunking import soundtrack_for
+from .chunking import soundtrack_for, track_for_plan
 from .engine import PipelineResult, RenderJob, RenderOptions, check_output_path, render_video
-from .models import PipelineModels
-from .progress import PipelineCallbacks, StageClock
-from .tracking import track_for_plan, track_video
 
 # A style video is searched for its best window over this many seconds, not its whole length.
 STYLE_SEARCH_SECONDS = 30

@@ -13,14 +13,14 @@ import os
 
 from ..audio import frame_count_for, load_audio
 from ..face import FaceTracker
+from ..stages.functions import meshes_on_template, select_frames
+from ..stages.model_files import PipelineModels
+from ..stages.progress import PipelineCallbacks, StageClock
+from ..stages.tracking import identity_from_file
 from ..video import probe_video
 from .audio_driving import audio_driven_meshes
-from .chunking import soundtrack_for
+from .chunking import soundtrack_for, track_for_plan
 from .engine import PipelineResult, RenderJob, RenderOptions, check_output_path, render_video
-from .models import PipelineModels
-from .progress import PipelineCallbacks, StageClock
-from .stages import meshes_on_template, select_frames
-from .tracking import identity_from_file, track_for_plan
 
 
 def swap_video(video: str | os.PathLike, identity: str | os.PathLike, output: str | os.PathLike,

@@ -28,13 +28,19 @@ from ..errors import ResyncerInputError
 from ..face.track import FaceTrack
 from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.presets import INITIALISATION_KEY, MODEL_FILES
-from ..pipeline.frame_source import FrameSource
-from ..pipeline.models import load_generator, model_file, resolve_device, resolve_models_dir
-from ..pipeline.progress import PipelineCallbacks
-from ..pipeline.stages import overlay_crops, select_frames
-from ..pipeline.tracking import track_video
-from .image_losses import (RECONSTRUCTION_PERCEPTUAL_WEIGHT, discriminator_logistic_loss,
-                           generator_nonsaturating_loss, l1_loss, perceptual_loss, r1_penalty)
+from ..stages.frame_source import FrameSource
+from ..stages.functions import overlay_crops, select_frames
+from ..stages.model_files import load_generator, model_file, resolve_device, resolve_models_dir
+from ..stages.progress import PipelineCallbacks
+from ..stages.tracking import track_video
+from .image_losses import (
+    RECONSTRUCTION_PERCEPTUAL_WEIGHT,
+    discriminator_logistic_loss,
+    generator_nonsaturating_loss,
+    l1_loss,
+    perceptual_loss,
+    r1_penalty,
+)
 
 REFERENCE_WINDOW = 30          # (paper) the reference is one of the 30 nearest frames
 R1_GAMMA = 10.0                # StyleGAN2's R1 weight at 256²

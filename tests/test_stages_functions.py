@@ -14,7 +14,7 @@ from resyncer_core.face import FaceTracker
 from resyncer_core.face.alignment import warp_to_crop
 from resyncer_core.face.topology import lower_face_vertices
 from resyncer_core.models.checkpoint import load_checkpoint
-from resyncer_core.pipeline import stages
+from resyncer_core.stages import functions as stages
 from resyncer_core.synth import synthetic_talking_clip
 
 CLIP_FRAMES = 10
@@ -206,8 +206,8 @@ def test_audio_driving_takes_the_style_length_the_syncformer_was_built_for(model
     with a 6-frame reference gets 6 frames."""
     from resyncer_core.models.syncformer import StyleSyncFormer
     from resyncer_core.pipeline import audio_driving
-    from resyncer_core.pipeline.models import PipelineModels
-    from resyncer_core.pipeline.progress import PipelineCallbacks, StageClock
+    from resyncer_core.stages.model_files import PipelineModels
+    from resyncer_core.stages.progress import PipelineCallbacks, StageClock
 
     _, track = clip
     config = models["syncformer"].config

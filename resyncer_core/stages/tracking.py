@@ -13,10 +13,9 @@ from ..errors import ResyncerInputError
 from ..face.track import FaceTrack
 from ..face.tracker import DEFAULT_SMOOTHING
 from ..video import VideoInfo, iter_frames, probe_video
-from .chunking import FramePlan, plan_frames
 from .frame_source import FrameSource
+from .functions import FaceIdentity, choose_identity_frame, identity_from_frames, identity_from_track
 from .progress import PipelineCallbacks, StageClock, monitored_batches
-from .stages import FaceIdentity, choose_identity_frame, identity_from_frames, identity_from_track
 
 # The tracker's working memory grows with the chunk (720p: 32 frames peak ~190 MB higher than 8).
 TRACK_CHUNK_FRAMES = 8
@@ -40,19 +39,6 @@ def track_video(tracker, path: str | os.PathLike, frame_limit: int | None = None
     reported = monitored_batches(decoded, callbacks.check_cancel, lambda done: callbacks.report("track", done, total))
     with clock.measure("track", excluding="decode"):
         return tracker.track_stream(reported, fps=info.fps, smoothing=smoothing)
-
-
-def track_for_plan(tracker, info: VideoInfo, driving_frames: int, long_audio: str = "pingpong",
-                   short_audio: str = "trim", clock: StageClock | None = None,
-                   callbacks: PipelineCallbacks | None = None) -> tuple[FaceTrack, FramePlan]:
-    """Plans the output frames of the probed video `info` driven by `driving_frames` frames
-    and tracks the source frames the plan shows. A damaged file can decode fewer frames than
-    it declares; the plan is then redone over the frames that were decoded."""
-    plan = plan_frames(info.frame_count, driving_frames, long_audio, short_audio)
-    track = track_video(tracker, info.path, plan.source_frames_needed, clock=clock, callbacks=callbacks, info=info)
-    if len(track) < plan.source_frames_needed:
-        plan = plan_frames(len(track), driving_frames, long_audio, short_audio)
-    return track, plan
 
 
 def _read_image(path: Path) -> np.ndarray | None:

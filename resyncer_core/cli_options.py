@@ -1,0 +1,42 @@
+"""Command-line options and terminal feedback shared by the pipeline and training commands."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from pathlib import Path
+
+
+def add_model_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--models", type=Path, default=None,
+                        help="models folder (default: $RESYNCER_MODELS, else ./models)")
+    parser.add_argument("--generator", type=Path, default=None,
+                        help="generator checkpoint to use instead of the folder's (e.g. from `resyncer personalize`)")
+    parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 … (default cpu)")
+
+
+def _progress_printer():
+    """Progress on one rewritten stderr line when stderr is a terminal; silent otherwise, so
+    logs and scripts see only the summary (and an error stays one line)."""
+    if not sys.stderr.isatty():
+        return None
+
+    def show(stage: str, done: int, total: int) -> None:
+        print(f"\r{stage}: {done}/{total}    ", end="", file=sys.stderr, flush=True)
+
+    return show
+
+
+def terminal_callbacks():
+    """PipelineCallbacks that draw progress on a terminal and nothing otherwise."""
+    from .stages.progress import PipelineCallbacks
+
+    return PipelineCallbacks(progress=_progress_printer())
+
+
+def quiet_model_loading() -> None:
+    """transformers draws a "Loading weights" bar on stderr when Wav2Vec2 loads; the CLI shows
+    its own progress and keeps stderr to one line on error."""
+    from transformers.utils import logging as transformers_logging
+
+    transformers_logging.disable_progress_bar()
