@@ -21,7 +21,7 @@ from resyncer_core.models.checkpoint import load_checkpoint
 from resyncer_core.stages.model_files import AUDIO_ENCODER_KEY
 from resyncer_core.train.dataset import feature_cache_key, load_features, read_index
 from resyncer_core.video import probe_video
-from train_data import make_mesh_dataset
+from resyncer_core.synth.mesh_corpus import write_mesh_corpus
 
 # Short windows keep every run to a second or two on one CPU core.
 FAST = ["--window", "16", "--style-frames", "12", "--batch-size", "4", "--log-every", "1"]
@@ -29,7 +29,7 @@ FAST = ["--window", "16", "--style-frames", "12", "--batch-size", "4", "--log-ev
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    return make_mesh_dataset(tmp_path_factory.mktemp("stage1") / "data", clips=3, frames=48)
+    return write_mesh_corpus(tmp_path_factory.mktemp("stage1") / "data", clips=3, frames=48)
 
 
 def train(data_dir, run_dir, steps, *extra) -> int:
