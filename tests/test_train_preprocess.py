@@ -112,3 +112,20 @@ def test_clip_writer_accepts_meshes_and_audio_without_video(tmp_path):
     assert load_clip_arrays(clip)["valid"].tolist() == [1] * 10
     assert load_features(clip, "mel").shape == (10, 4)
     assert len(read_wav(clip.folder / "audio.wav")) == 6400  # padded to the 10 frames
+
+
+@pytest.mark.slow
+def test_worker_processes_give_the_same_clips(corpus, tmp_path, capsys):
+    data = tmp_path / "DATA"
+    assert main(["preprocess", "--videos", str(corpus), "-o", str(data), "--min-frames", str(MIN_FRAMES),
+                 "--workers", "2"]) == 0
+    assert "2 clips written, 0 already done, 3 skipped" in capsys.readouterr().out
+    assert [clip.frames for clip in read_index(data)] == [15, 15]
+
+
+def test_preprocess_and_train_have_help(capsys):
+    for argv in (["preprocess", "--help"], ["train", "--help"], ["train", "stage1", "--help"]):
+        with pytest.raises(SystemExit) as exit_info:
+            main(argv)
+        assert exit_info.value.code == 0
+    assert "--shard" in capsys.readouterr().out

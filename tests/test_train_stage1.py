@@ -150,9 +150,3 @@ def test_gradient_accumulation_equals_the_whole_batch(tmp_path, data_dir):
     torch.testing.assert_close(_predictions(tmp_path / "accumulated" / "syncformer.safetensors", data_dir),
                                _predictions(tmp_path / "whole" / "syncformer.safetensors", data_dir),
                                rtol=1e-3, atol=1e-4)
-
-
-def test_stage1_help(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", "stage1", "--help"])
-    assert exit_info.value.code == 0 and "--audio-encoder" in capsys.readouterr().out

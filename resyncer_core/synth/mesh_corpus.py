@@ -11,6 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..face import topology
+from ..face.template import INNER_LIP_MIDPOINTS
 from .speech import synthetic_speech
 from .speech_plan import SpeechPlan
 
@@ -19,14 +20,16 @@ CORPUS_FPS = 25.0
 
 
 def speaking_meshes(plan: SpeechPlan, frames: int, jaw_drop: float = JAW_DROP) -> tuple[np.ndarray, np.ndarray]:
-    """(canonical [T,468,3], template [468,3]) at 25 fps: MediaPipe's canonical face whose
-    lower-face vertices drop with the plan's speech envelope, more the lower they sit."""
+    """(canonical [T,468,3], template [468,3]) at 25 fps: MediaPipe's canonical face whose jaw
+    (every vertex below the lips' meeting line) drops with the plan's speech envelope, the
+    chin most, so the lips part as the voice gets loud."""
     template = topology.template_vertices().astype(np.float32)
     opening = plan.envelope(np.arange(frames) / CORPUS_FPS).astype(np.float32)
     heights = template[:, 1]
-    lower = topology.lower_face_vertices()
-    weight = np.zeros(len(template), dtype=np.float32)
-    weight[lower] = (heights[lower].max() - heights[lower]) / (heights[lower].max() - heights[lower].min())
+    upper_lip, lower_lip = INNER_LIP_MIDPOINTS
+    mouth_line = (heights[upper_lip] + heights[lower_lip]) / 2
+    below = (mouth_line - heights).clip(min=0) / (mouth_line - heights[topology.CHIN])
+    weight = np.where(heights < mouth_line, 0.7 + 0.3 * below.clip(max=1), 0.0).astype(np.float32)
     canonical = np.repeat(template[None], frames, axis=0)
     canonical[:, :, 1] -= jaw_drop * opening[:, None] * weight[None]
     return canonical, template
