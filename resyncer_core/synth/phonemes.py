@@ -15,6 +15,7 @@ Diphthongs (AW, AY, EY, OW, OY) move from one viseme to another: `phone_segments
 
 from __future__ import annotations
 
+import unicodedata
 from dataclasses import dataclass
 
 import numpy as np
@@ -99,7 +100,7 @@ _ARPABET: dict[str, tuple[str, ...]] = {
 # IPA (espeak-ng's English inventory and common alternatives) → ARPAbet.
 _IPA: dict[str, str] = {
     "p": "P", "b": "B", "m": "M", "f": "F", "v": "V", "θ": "TH", "ð": "DH",
-    "t": "T", "d": "D", "n": "N", "l": "L", "ɾ": "D", "ɫ": "L", "ɬ": "L", "ʔ": "T", "n̩": "N", "l̩": "L",
+    "t": "T", "d": "D", "n": "N", "l": "L", "ɾ": "D", "ɫ": "L", "ɬ": "L", "ʔ": "T",
     "k": "K", "ɡ": "G", "g": "G", "ŋ": "NG", "x": "HH", "h": "HH",
     "tʃ": "CH", "dʒ": "JH", "ʧ": "CH", "ʤ": "JH", "ʃ": "SH", "ʒ": "ZH", "s": "S", "z": "Z",
     "ɹ": "R", "r": "R", "ɻ": "R", "w": "W", "ʍ": "W", "j": "Y",
@@ -107,9 +108,10 @@ _IPA: dict[str, str] = {
     "ɜ": "ER", "ɝ": "ER", "ɚ": "ER", "ə": "AX", "ᵻ": "IH", "ɪ": "IH", "i": "IY", "ʊ": "UH", "u": "UW",
     "o": "OW", "aʊ": "AW", "aɪ": "AY", "eɪ": "EY", "oʊ": "OW", "əʊ": "OW", "ɔɪ": "OY",
     "iə": "IY", "eə": "EH", "ʊə": "UH", "ɑɹ": "AA", "ɔɹ": "AO", "ɪɹ": "IH", "ɛɹ": "EH", "ʊɹ": "UH", "ɜɹ": "ER",
-    "əl": "L",
+    "əl": "L", "ʉ": "UW", "ʲ": "Y",
 }
-_IPA_IGNORED = "ˈˌːˑ̆‿͡ "
+_IPA_IGNORED = "ˈˌːˑ‿:ʰ "
+_LONGEST_IPA = max(len(k) for k in _IPA)
 
 # Silence and non-speech labels of pocketsphinx and espeak-ng (pauses are "_" there).
 _SILENCES = {"", "SIL", "SP", "SPN", "NSN", "+NSN+", "+SPN+", "+BREATH+", "+COUGH+", "+NOISE+", "+UH+", "+UM+",
@@ -125,14 +127,20 @@ def phone_visemes(phone: str) -> tuple[str, ...]:
     arpabet = upper.rstrip("012")
     if arpabet in _ARPABET:
         return _ARPABET[arpabet]
-    ipa = "".join(ch for ch in name if ch not in _IPA_IGNORED)
-    if ipa in _IPA:
-        return _ARPABET[_IPA[ipa]]
-    if ipa and all(ch in _IPA for ch in ipa):  # an unlisted cluster: the mouth shape of its first sound
-        return _ARPABET[_IPA[ipa[0]]]
+    ipa = "".join(ch for ch in unicodedata.normalize("NFD", name)
+                  if ch not in _IPA_IGNORED and not unicodedata.combining(ch))
     if not ipa:
         return ("sil",)
-    raise ResyncerInputError(f"unknown phone {phone!r}; give ARPAbet (CMUdict) or IPA phone names")
+    visemes: list[str] = []
+    while ipa:  # an unlisted cluster (triphthong, vowel + r) is read as its longest listed parts
+        for length in range(min(_LONGEST_IPA, len(ipa)), 0, -1):
+            if ipa[:length] in _IPA:
+                visemes += _ARPABET[_IPA[ipa[:length]]]
+                ipa = ipa[length:]
+                break
+        else:
+            raise ResyncerInputError(f"unknown phone {phone!r}; give ARPAbet (CMUdict) or IPA phone names")
+    return tuple(visemes)
 
 
 def phone_segments(timings: list[tuple[str, float, float]]) -> list[tuple[Viseme, float, float]]:
