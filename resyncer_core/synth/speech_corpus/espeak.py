@@ -27,6 +27,7 @@ _INITIALIZE_PHONEME_IPA = 0x0002
 _EVENT_LIST_TERMINATED, _EVENT_PHONEME, _EVENT_END = 0, 7, 5
 _CHARS_UTF8 = 1
 _POS_CHARACTER = 1
+_PHONEMES_IPA = 0x02  # espeak_TextToPhonemes phonememode: IPA rather than espeak's ASCII names
 _PARAMETERS = {"rate": 1, "volume": 2, "pitch": 3, "range": 4, "word_gap": 7}
 # Variants that do not sound like a human speaker (robots, whisper, creaky effects).
 _UNHUMAN_VARIANTS = ("robo", "Robot", "Demonic", "whisper", "croak", "klatt", "Tweaky", "AnxiousAndy", "UniRobot")
@@ -101,6 +102,22 @@ class _Engine:
             audio = np.concatenate(self._chunks) if self._chunks else np.zeros(0, np.float32)
             return audio, list(self._phonemes)
 
+    def phonemize(self, text: str, voice: EspeakVoice) -> str:
+        """IPA of `text` (words separated by spaces, clauses by ", "), without speaking it."""
+        with self.lock:
+            if self.library.espeak_SetVoiceByName(voice.name.encode()) != 0:
+                raise ResyncerInputError(f"espeak-ng has no voice {voice.name!r}; see `espeak-ng --voices`")
+            self.library.espeak_TextToPhonemes.restype = ctypes.c_char_p
+            buffer = ctypes.c_char_p(text.encode("utf-8"))
+            pointer = ctypes.pointer(buffer)
+            clauses = []
+            while buffer.value:
+                clause = self.library.espeak_TextToPhonemes(pointer, _CHARS_UTF8, _PHONEMES_IPA)
+                if clause is None:
+                    break
+                clauses.append(clause.decode("utf-8", "replace").strip())
+            return ", ".join(c for c in clauses if c)
+
 
 @functools.cache
 def _engine() -> _Engine | None:
@@ -147,3 +164,11 @@ def espeak_speak(text: str, voice: EspeakVoice = EspeakVoice()) -> tuple[np.ndar
         if name and next_ms > start_ms:
             timings.append((name, start_ms / 1000.0, min(next_ms / 1000.0, duration)))
     return audio, engine.sample_rate, timings
+
+
+def espeak_ipa(text: str, voice: EspeakVoice = EspeakVoice()) -> str:
+    """The IPA espeak-ng reads `text` with (what Kokoro-style voices are driven by)."""
+    engine = _engine()
+    if engine is None:
+        raise ResyncerInputError("espeak-ng is not installed; apt-get install espeak-ng (needed only to make corpora)")
+    return engine.phonemize(text, voice)
