@@ -1,7 +1,7 @@
 """Audio: loading to mono 16 kHz, and encoders that give exactly one feature vector per video frame.
 
 Importing this package loads no model; transformers is imported only when a Wav2Vec2 model is
-built or loaded.
+built or loaded; the Whisper encoder is our own module (models.whisper_encoder).
 """
 
 from .encoder import AudioEncoder, EncodingWindow
@@ -13,6 +13,7 @@ from .timing import SAMPLE_RATE, frame_count_for, samples_spanned_by
 from .wav2vec2_encoder import Wav2Vec2AudioEncoder
 from .wav2vec2_folder import resolve_wav2vec2_folder
 from .wav2vec2_random import WAV2VEC2_PRESETS, make_random_wav2vec2, make_tiny_wav2vec2
+from .whisper_encoder import WhisperAudioEncoder
 
 __all__ = [
     "SAMPLE_RATE",
@@ -22,6 +23,7 @@ __all__ = [
     "MelAudioEncoder",
     "MelConfig",
     "Wav2Vec2AudioEncoder",
+    "WhisperAudioEncoder",
     "frame_count_for",
     "load_audio",
     "load_audio_encoder",
