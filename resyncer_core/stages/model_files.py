@@ -2,8 +2,13 @@
 
 The folder is the one `resyncer models init` writes (models.presets.MODEL_FILES names plus the
 Wav2Vec2 folder). It comes from the caller (the CLI's --models), else the RESYNCER_MODELS
-environment variable, else ./models. A missing model is a one-line error that says where to
-put it, since no trained ReSyncer weights exist to download.
+environment variable, else ./models when it exists, else the weights shipped in the package
+(resyncer_core/weights). A missing model is a one-line error that says where to put it, since
+no trained ReSyncer weights exist to download.
+
+The audio encoder is the one the Style-SyncFormer was trained on, named in its checkpoint
+metadata (models.presets.AUDIO_ENCODER_KEY): "whisper" (shipped), "mel", or "wav2vec2" (the
+folder's); checkpoints without the key use the folder's Wav2Vec2.
 """
 
 from __future__ import annotations
@@ -16,16 +21,21 @@ import torch
 
 from ..audio import load_audio_encoder
 from ..errors import ResyncerInputError
-from ..models.checkpoint import load_checkpoint
-from ..models.presets import MODEL_FILES, WAV2VEC2_FOLDER
+from ..models.checkpoint import load_checkpoint, read_checkpoint_metadata
+from ..models.presets import AUDIO_ENCODER_KEY, MODEL_FILES, WAV2VEC2_FOLDER
+from ..weights import SHIPPED_MODELS_DIR
 
 MODELS_ENV = "RESYNCER_MODELS"
 DEFAULT_MODELS_DIR = Path("models")
 
 
 def resolve_models_dir(models_dir: str | os.PathLike | None = None) -> Path:
-    """The models folder: `models_dir`, else $RESYNCER_MODELS, else ./models; it must exist."""
-    folder = Path(models_dir) if models_dir else Path(os.environ.get(MODELS_ENV) or DEFAULT_MODELS_DIR)
+    """The models folder: `models_dir`, else $RESYNCER_MODELS (either must exist), else
+    ./models when it exists, else the shipped weights folder."""
+    named = models_dir or os.environ.get(MODELS_ENV)
+    if not named and not DEFAULT_MODELS_DIR.is_dir():
+        return SHIPPED_MODELS_DIR
+    folder = Path(named or DEFAULT_MODELS_DIR)
     if not folder.is_dir():
         raise ResyncerInputError(
             f"models folder {folder} does not exist; run `resyncer models init --preset tiny -o {folder}` "
@@ -36,6 +46,11 @@ def resolve_models_dir(models_dir: str | os.PathLike | None = None) -> Path:
 def model_file(models_dir: Path, kind: str) -> Path:
     """The checkpoint of `kind` in the folder, or a one-line error naming where it belongs."""
     path = models_dir / (WAV2VEC2_FOLDER if kind == "wav2vec2" else MODEL_FILES[kind])
+    if not path.exists() and Path(models_dir) == SHIPPED_MODELS_DIR:
+        raise ResyncerInputError(
+            f"no {path.name} is shipped with this resyncer and no models folder was given (no --models, "
+            f"${MODELS_ENV} or ./models); pass --models DIR (`resyncer models init --preset tiny -o models` "
+            "makes untrained ones)")
     if not path.exists():
         what = "Wav2Vec2 folder" if kind == "wav2vec2" else kind
         raise ResyncerInputError(
@@ -84,10 +99,23 @@ def load_pipeline_models(models_dir: str | os.PathLike | None = None, device: st
     generator = load_generator(folder, device, generator_path)
     if not with_audio:
         return PipelineModels(generator=generator, device=device)
-    syncformer = load_checkpoint(model_file(folder, "syncformer"), kind="syncformer", device=device)[0]
-    audio_encoder = load_audio_encoder(model_file(folder, "wav2vec2"), device=device)
+    syncformer_path = model_file(folder, "syncformer")
+    syncformer = load_checkpoint(syncformer_path, kind="syncformer", device=device)[0]
+    audio_encoder = load_syncformer_audio_encoder(syncformer_path, folder, device)
     if audio_encoder.feature_dim != syncformer.config.audio_dim:
         raise ResyncerInputError(
-            f"the audio encoder in {folder} gives {audio_encoder.feature_dim}-d features but the Style-SyncFormer "
-            f"expects {syncformer.config.audio_dim}; use models from the same preset")
+            f"the audio encoder for {syncformer_path} gives {audio_encoder.feature_dim}-d features but the "
+            f"Style-SyncFormer expects {syncformer.config.audio_dim}; use models from the same preset")
     return PipelineModels(generator=generator, syncformer=syncformer, audio_encoder=audio_encoder, device=device)
+
+
+def load_syncformer_audio_encoder(syncformer_path: Path, models_dir: Path, device: str | torch.device = "cpu"):
+    """The audio encoder a SyncFormer checkpoint names (AUDIO_ENCODER_KEY): "whisper" or "mel"
+    as load_audio_encoder specs, "wav2vec2" (also when the key is absent) the folder's."""
+    spec = read_checkpoint_metadata(syncformer_path).get(AUDIO_ENCODER_KEY, "wav2vec2")
+    if spec == "wav2vec2":
+        return load_audio_encoder(model_file(models_dir, "wav2vec2"), device=device)
+    if spec not in ("whisper", "mel"):
+        raise ResyncerInputError(
+            f"{syncformer_path} names audio encoder {spec!r}; this resyncer knows whisper, mel and wav2vec2 (update it)")
+    return load_audio_encoder(spec, device=device)
