@@ -5,7 +5,7 @@ import pytest
 import torch
 
 from resyncer_core.audio import EncodingWindow, MelAudioEncoder
-from resyncer_core.audio.encoder import plan_windows
+from resyncer_core.audio.encoder import crossfade_weights, plan_windows
 from resyncer_core.errors import ResyncerInputError
 
 
@@ -21,6 +21,19 @@ def test_windows_keep_every_frame_once_and_see_context(frame_count, fps):
         assert span.frames_end == min(frame_count, span.core_end + context)
         assert span.sample_start % 320 == 0 and span.sample_start <= span.frames_start * 16000 / fps
         assert span.sample_end == int(span.frames_end * 16000 / fps)
+
+
+@pytest.mark.parametrize(("frame_count", "fps"), [(1, 25), (250, 25), (1001, 30000 / 1001)])
+def test_crossfade_weights_sum_to_one_and_ramp_across_overlaps(frame_count, fps):
+    spans = plan_windows(frame_count, fps, EncodingWindow(window_seconds=2.0, context_seconds=0.5))
+    total = torch.zeros(frame_count, dtype=torch.float64)
+    for index, span in enumerate(spans):
+        weights = crossfade_weights(span, spans[index - 1] if index else None,
+                                    spans[index + 1] if index + 1 < len(spans) else None)
+        assert (weights > 0).all() and (weights <= 1).all()
+        assert all(abs(step) < 0.1 for step in weights.diff().tolist())  # ramps, no jumps
+        total[span.frames_start : span.frames_end] += weights
+    torch.testing.assert_close(total, torch.ones_like(total), rtol=0, atol=1e-6)
 
 
 def test_windowed_mel_equals_single_pass():
