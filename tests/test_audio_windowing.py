@@ -4,7 +4,7 @@ import numpy as np
 import pytest
 import torch
 
-from resyncer_core.audio import EncodingWindow, MelAudioEncoder
+from resyncer_core.audio import AudioEncoder, EncodingWindow, MelAudioEncoder
 from resyncer_core.audio.encoder import crossfade_weights, plan_windows
 from resyncer_core.errors import ResyncerInputError
 
@@ -42,6 +42,25 @@ def test_windowed_mel_equals_single_pass():
     single_pass = encoder.encode(waveform, 30000 / 1001)
     encoder.window = EncodingWindow(window_seconds=1.0, context_seconds=0.3)
     assert torch.equal(encoder.encode(waveform, 30000 / 1001), single_pass)
+
+
+class FrameIndexEncoder(AudioEncoder):
+    """Features that depend on the frame alone, never on the window: blending windows must give
+    them back unchanged."""
+
+    crossfade_windows = True
+
+    def encode_segment(self, segment, segment_start, frame_indices, fps):
+        values = torch.sin(frame_indices.float()[:, None] * torch.arange(1, self.feature_dim + 1) * 0.01)
+        return values[None].expand(segment.shape[0], -1, -1)
+
+
+@pytest.mark.parametrize("context_seconds", [0.3, 1.5])  # 1.5 s: three windows overlap
+def test_crossfaded_windows_put_every_frame_back_in_place(context_seconds):
+    encoder = FrameIndexEncoder(feature_dim=3, window=EncodingWindow(window_seconds=1.0, context_seconds=context_seconds))
+    features = encoder.encode(np.zeros(16000 * 5, dtype=np.float32), 24)
+    expected = torch.sin(torch.arange(120.0)[:, None] * torch.arange(1, 4) * 0.01)
+    torch.testing.assert_close(features, expected)
 
 
 @pytest.mark.parametrize(("window_seconds", "context_seconds"), [(0.0, 1.0), (1.0, -1.0)])

@@ -155,7 +155,7 @@ class AudioEncoder(torch.nn.Module):
         waveform = self.prepare_waveform(waveform.to(self.device, torch.float32))
         waveform = fit_to_length(waveform, samples_spanned_by(frame_count, fps))
         spans = plan_windows(frame_count, fps, self.window, self.segment_alignment_samples)
-        pieces, blended, weight_sum = [], None, torch.zeros(frame_count, device=waveform.device)
+        pieces, blended = [], None
         for index, span in enumerate(spans):
             frame_indices = torch.arange(span.frames_start, span.frames_end, device=waveform.device)
             segment = waveform[:, span.sample_start : span.sample_end]
@@ -164,14 +164,15 @@ class AudioEncoder(torch.nn.Module):
                 pieces.append(features[:, span.core_start - span.frames_start : span.core_end - span.frames_start])
                 continue
             neighbours = (spans[index - 1] if index else None, spans[index + 1] if index + 1 < len(spans) else None)
-            weights = crossfade_weights(span, *neighbours).to(features.device)
+            weights = crossfade_weights(span, *neighbours).to(features.device, features.dtype)
             if blended is None:
                 blended = features.new_zeros(features.shape[0], frame_count, features.shape[2])
-            blended = blended.index_add(1, frame_indices, features * weights[None, :, None].to(features.dtype))
+                weight_sum = features.new_zeros(frame_count)
+            blended = blended.index_add(1, frame_indices, features * weights[None, :, None])
+            # Two overlapping windows' weights sum to 1; dividing also covers windows so short
+            # that three overlap.
             weight_sum = weight_sum.index_add(0, frame_indices, weights)
-        if not self.crossfade_windows:
-            return torch.cat(pieces, dim=1)
-        return blended / weight_sum[None, :, None].to(blended.dtype)
+        return blended / weight_sum[None, :, None] if self.crossfade_windows else torch.cat(pieces, dim=1)
 
     @property
     def device(self) -> torch.device:

@@ -54,8 +54,8 @@ class WhisperAudioEncoder(AudioEncoder):
                   window: EncodingWindow | None = None) -> WhisperAudioEncoder:
         """A converted encoder (tools/convert_whisper_ctranslate2.py; default the shipped
         tiny.en) on `device`, in eval mode, as float32."""
-        model, _ = load_checkpoint(path, kind="whisper_encoder")
-        return cls(model.float(), window=window).to(device).eval()
+        model, _ = load_checkpoint(path, kind="whisper_encoder")  # float16 values into a float32 model
+        return cls(model, window=window).to(device).eval()
 
     def encode_segment(
         self, segment: torch.Tensor, segment_start: int, frame_indices: torch.Tensor, fps: float
