@@ -12,6 +12,7 @@ import pytest
 from _pipeline_media import speech_wav, talking_clip, tiny_models
 
 from resyncer_core.audio import MelAudioEncoder, Wav2Vec2AudioEncoder, WhisperAudioEncoder
+from resyncer_core.audio.encoder_factory import audio_encoder_name
 from resyncer_core.cli import main
 from resyncer_core.errors import ResyncerInputError
 from resyncer_core.models.checkpoint import read_checkpoint_header, read_checkpoint_metadata, save_checkpoint
@@ -96,6 +97,12 @@ def test_paper_whisper_preset_fits_the_shipped_encoder(tmp_path):
     syncformer = preset_config("paper-whisper", "syncformer")
     assert syncformer.audio_dim == read_checkpoint_header(WHISPER_ENCODER_PATH).config["d_model"] == 384
     assert syncformer.d_model == preset_config("paper", "syncformer").d_model == 128
+
+
+@pytest.mark.parametrize("spec, name", [("whisper", "whisper"), (" Mel ", "mel"), ("models/wav2vec2", "wav2vec2"),
+                                        ("converted/whisper_base.safetensors", "whisper")])
+def test_audio_encoder_name_of_a_spec(spec, name):
+    assert audio_encoder_name(spec) == name
 
 
 def test_models_init_records_the_audio_encoder(tmp_path_factory):

@@ -5,7 +5,7 @@ built or loaded; the Whisper encoder is our own module (models.whisper_encoder).
 """
 
 from .encoder import AudioEncoder, EncodingWindow
-from .encoder_factory import load_audio_encoder
+from .encoder_factory import audio_encoder_name, load_audio_encoder
 from .loading import load_audio, load_soundtrack
 from .mel_encoder import MelAudioEncoder
 from .mel_features import MelConfig
@@ -24,6 +24,7 @@ __all__ = [
     "MelConfig",
     "Wav2Vec2AudioEncoder",
     "WhisperAudioEncoder",
+    "audio_encoder_name",
     "frame_count_for",
     "load_audio",
     "load_audio_encoder",

@@ -13,6 +13,20 @@ from .whisper_encoder import WhisperAudioEncoder
 
 MEL_SPEC = "mel"
 WHISPER_SPEC = "whisper"
+WAV2VEC2_NAME = "wav2vec2"
+# What a SyncFormer checkpoint records as the encoder it was trained on (see audio_encoder_name).
+AUDIO_ENCODER_NAMES = (WHISPER_SPEC, MEL_SPEC, WAV2VEC2_NAME)
+
+
+def audio_encoder_name(spec) -> str:
+    """The family of a load_audio_encoder spec, as a SyncFormer checkpoint records it:
+    "whisper" (the shipped encoder or a converted file), "mel", or "wav2vec2" (a folder)."""
+    name = spec.strip().lower() if isinstance(spec, str) else None
+    if name in (MEL_SPEC, WHISPER_SPEC):
+        return name
+    if isinstance(spec, (str, os.PathLike)) and Path(spec).suffix == ".safetensors":
+        return WHISPER_SPEC
+    return WAV2VEC2_NAME
 
 
 def load_audio_encoder(spec, device="cpu") -> AudioEncoder:

@@ -36,8 +36,9 @@ MODEL_FILES = {
 }
 WAV2VEC2_FOLDER = "wav2vec2"
 INITIALISATION_KEY = "resyncer.initialisation"
-# In a SyncFormer checkpoint: the audio encoder spec its audio_dim features come from, "whisper"
-# (the shipped encoder), "mel", or "wav2vec2" (the models folder's Wav2Vec2; assumed when absent).
+# In a SyncFormer checkpoint: the audio encoder its audio_dim features come from, "whisper"
+# (the shipped encoder), "mel", or "wav2vec2" (the models folder's Wav2Vec2; assumed when absent);
+# audio.encoder_factory.audio_encoder_name gives the value for a load_audio_encoder spec.
 AUDIO_ENCODER_KEY = "resyncer.audio_encoder"
 
 # Config overrides per preset; every value not named keeps the config dataclass's (paper) default.

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from ..audio import load_audio_encoder
+from ..audio.encoder_factory import AUDIO_ENCODER_NAMES, WAV2VEC2_NAME
 from ..errors import ResyncerInputError
 from ..models.checkpoint import load_checkpoint, read_checkpoint_metadata
 from ..models.presets import AUDIO_ENCODER_KEY, MODEL_FILES, WAV2VEC2_FOLDER
@@ -112,10 +113,9 @@ def load_pipeline_models(models_dir: str | os.PathLike | None = None, device: st
 def load_syncformer_audio_encoder(syncformer_path: Path, models_dir: Path, device: str | torch.device = "cpu"):
     """The audio encoder a SyncFormer checkpoint names (AUDIO_ENCODER_KEY): "whisper" or "mel"
     as load_audio_encoder specs, "wav2vec2" (also when the key is absent) the folder's."""
-    spec = read_checkpoint_metadata(syncformer_path).get(AUDIO_ENCODER_KEY, "wav2vec2")
-    if spec == "wav2vec2":
-        return load_audio_encoder(model_file(models_dir, "wav2vec2"), device=device)
-    if spec not in ("whisper", "mel"):
-        raise ResyncerInputError(
-            f"{syncformer_path} names audio encoder {spec!r}; this resyncer knows whisper, mel and wav2vec2 (update it)")
+    name = read_checkpoint_metadata(syncformer_path).get(AUDIO_ENCODER_KEY, WAV2VEC2_NAME)
+    if name not in AUDIO_ENCODER_NAMES:
+        raise ResyncerInputError(f"{syncformer_path} names audio encoder {name!r}; this resyncer knows "
+                                 f"{', '.join(AUDIO_ENCODER_NAMES)} (update it)")
+    spec = model_file(models_dir, "wav2vec2") if name == WAV2VEC2_NAME else name
     return load_audio_encoder(spec, device=device)
