@@ -33,7 +33,8 @@ class AudioFeatures:
 
 class ReSyncerLoadWav2Vec2:
     DESCRIPTION = ("Loads the audio encoder: a Hugging Face-format Wav2Vec2 folder from models/wav2vec2 (or "
-                   "models/resyncer), or 'mel' for the mel-spectrogram front-end.")
+                   "models/resyncer), the shipped Whisper tiny.en encoder, or 'mel' for the mel-spectrogram "
+                   "front-end.")
     CATEGORY = category("audio")
     RETURN_TYPES = (AUDIO_ENCODER,)
     RETURN_NAMES = ("audio_encoder",)
@@ -45,8 +46,8 @@ class ReSyncerLoadWav2Vec2:
         return {
             "required": {
                 "model": (adapter.list_wav2vec2_models(), {"tooltip": "Wav2Vec2 folder (with config.json) under the "
-                                                           "wav2vec2 or resyncer model folders; 'mel' uses mel features "
-                                                           "(only with a SyncFormer trained on them)."}),
+                                                           "wav2vec2 or resyncer model folders; 'whisper (shipped)' "
+                                                           "and 'mel' only with a SyncFormer trained on them."}),
                 "device": device_input(),
             }
         }
@@ -57,6 +58,8 @@ class ReSyncerLoadWav2Vec2:
         adapter.torch_device(device)
         if model == NO_WAV2VEC2:
             spec, key = NO_WAV2VEC2, ("audio", NO_WAV2VEC2)
+        elif model == adapter.WHISPER_ENCODER:
+            spec, key = "whisper", ("audio", "whisper")
         else:
             folder = adapter.resolve_model(adapter.WAV2VEC2_FOLDER, model)
             spec, key = str(folder), ("audio", adapter.file_key(folder / "config.json"))

@@ -33,6 +33,7 @@ from pathlib import Path
 import numpy as np
 
 from resyncer_core.graph import context as run_context
+from resyncer_core.weights import SHIPPED_MODELS_DIR
 
 LOG = logging.getLogger("resyncer.nodes")
 
@@ -42,6 +43,10 @@ WAV2VEC2_FOLDER = "wav2vec2"
 CHECKPOINT_SUFFIXES = (".safetensors",)
 DEVICE_CHOICES = ["auto", "cpu", "cuda"]
 MEL_ENCODER = "mel"
+WHISPER_ENCODER = "whisper (shipped)"
+# Combo entries for files in resyncer_core/weights carry this suffix, so they never shadow or
+# are shadowed by a user's file of the same name.
+SHIPPED_SUFFIX = " (shipped)"
 
 
 # ------------------------------------------------------------------------------ ComfyUI modules
@@ -165,6 +170,8 @@ def list_checkpoints(kind: str | None = None) -> list[str]:
             name = path.relative_to(root).as_posix()
             if name not in names:
                 names.append(name)
+    names += [path.name + SHIPPED_SUFFIX for path in sorted(SHIPPED_MODELS_DIR.glob("*.safetensors"))
+              if kind is None or checkpoint_kind(path) == kind]
     if kind is not None:
         names.sort(key=lambda n: (kind not in Path(n).name.lower(), n))
     return names
@@ -172,7 +179,8 @@ def list_checkpoints(kind: str | None = None) -> list[str]:
 
 def list_wav2vec2_models() -> list[str]:
     """Hugging Face-format Wav2Vec2 folders (holding config.json) under the wav2vec2 roots, by
-    path relative to their root; "mel" (the mel-spectrogram front-end) is always offered."""
+    path relative to their root; the shipped Whisper encoder and "mel" (the mel-spectrogram
+    front-end) are always offered."""
     names: list[str] = []
     for root in model_roots(WAV2VEC2_FOLDER):
         for config in _walk_files(root, max_depth=3):
@@ -185,13 +193,15 @@ def list_wav2vec2_models() -> list[str]:
             name = relative.as_posix() if relative.parts else folder.name
             if name not in names:
                 names.append(name)
-    return names + [MEL_ENCODER]
+    return names + [WHISPER_ENCODER, MEL_ENCODER]
 
 
 def resolve_model(folder: str, name: str) -> Path:
     """The file or folder `name` in the first model root that has it."""
     from resyncer_core.errors import ResyncerInputError
 
+    if name.endswith(SHIPPED_SUFFIX) and (SHIPPED_MODELS_DIR / name.removesuffix(SHIPPED_SUFFIX)).is_file():
+        return SHIPPED_MODELS_DIR / name.removesuffix(SHIPPED_SUFFIX)
     candidate = Path(name).expanduser()
     if candidate.is_absolute():
         if candidate.exists():

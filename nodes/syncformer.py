@@ -33,8 +33,8 @@ class ReSyncerLoadSyncFormer:
         names = adapter.combo_or_placeholder(adapter.list_checkpoints(KIND), "syncformer.safetensors")
         return {
             "required": {
-                "model": (names, {"tooltip": "Style-SyncFormer checkpoint in models/resyncer (or --models DIR); "
-                                  "`resyncer models init` writes syncformer.safetensors."}),
+                "model": (names, {"tooltip": "Style-SyncFormer checkpoint in models/resyncer (or --models DIR), or "
+                                  "one shipped with resyncer; `resyncer models init` writes syncformer.safetensors."}),
                 "device": device_input(),
             },
             "optional": {

@@ -29,7 +29,8 @@ def _add_models_commands(subcommands) -> None:
         description="Write random-initialised checkpoints of every model (the start of training, "
                     "and the models tests and demos run with).")
     init.add_argument("--preset", choices=_preset_names(), default="tiny",
-                      help="tiny: seconds on a CPU, for tests; small: CPU demos; paper: the paper's sizes")
+                      help="tiny: seconds on a CPU, for tests; small: CPU demos; paper: the paper's sizes; "
+                           "paper-whisper: paper sizes on the shipped Whisper encoder")
     init.add_argument("-o", "--output", required=True, type=Path, help="folder to write the checkpoints into")
     init.add_argument("--seed", type=int, default=0, help="random seed of the initialisation")
     init.add_argument("--force", action="store_true", help="overwrite checkpoints already in the folder")

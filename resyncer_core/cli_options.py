@@ -9,7 +9,7 @@ from pathlib import Path
 
 def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--models", type=Path, default=None,
-                        help="models folder (default: $RESYNCER_MODELS, else ./models)")
+                        help="models folder (default: $RESYNCER_MODELS, else ./models, else the shipped weights)")
     parser.add_argument("--generator", type=Path, default=None,
                         help="generator checkpoint to use instead of the folder's (e.g. from `resyncer personalize`)")
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 … (default cpu)")

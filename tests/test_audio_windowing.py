@@ -4,8 +4,8 @@ import numpy as np
 import pytest
 import torch
 
-from resyncer_core.audio import EncodingWindow, MelAudioEncoder
-from resyncer_core.audio.encoder import plan_windows
+from resyncer_core.audio import AudioEncoder, EncodingWindow, MelAudioEncoder
+from resyncer_core.audio.encoder import crossfade_weights, plan_windows
 from resyncer_core.errors import ResyncerInputError
 
 
@@ -23,12 +23,44 @@ def test_windows_keep_every_frame_once_and_see_context(frame_count, fps):
         assert span.sample_end == int(span.frames_end * 16000 / fps)
 
 
+@pytest.mark.parametrize(("frame_count", "fps"), [(1, 25), (250, 25), (1001, 30000 / 1001)])
+def test_crossfade_weights_sum_to_one_and_ramp_across_overlaps(frame_count, fps):
+    spans = plan_windows(frame_count, fps, EncodingWindow(window_seconds=2.0, context_seconds=0.5))
+    total = torch.zeros(frame_count, dtype=torch.float64)
+    for index, span in enumerate(spans):
+        weights = crossfade_weights(span, spans[index - 1] if index else None,
+                                    spans[index + 1] if index + 1 < len(spans) else None)
+        assert (weights > 0).all() and (weights <= 1).all()
+        assert all(abs(step) < 0.1 for step in weights.diff().tolist())  # ramps, no jumps
+        total[span.frames_start : span.frames_end] += weights
+    torch.testing.assert_close(total, torch.ones_like(total), rtol=0, atol=1e-6)
+
+
 def test_windowed_mel_equals_single_pass():
     waveform = np.random.default_rng(0).uniform(-0.5, 0.5, 16000 * 5).astype(np.float32)
     encoder = MelAudioEncoder()
     single_pass = encoder.encode(waveform, 30000 / 1001)
     encoder.window = EncodingWindow(window_seconds=1.0, context_seconds=0.3)
     assert torch.equal(encoder.encode(waveform, 30000 / 1001), single_pass)
+
+
+class FrameIndexEncoder(AudioEncoder):
+    """Features that depend on the frame alone, never on the window: blending windows must give
+    them back unchanged."""
+
+    crossfade_windows = True
+
+    def encode_segment(self, segment, segment_start, frame_indices, fps):
+        values = torch.sin(frame_indices.float()[:, None] * torch.arange(1, self.feature_dim + 1) * 0.01)
+        return values[None].expand(segment.shape[0], -1, -1)
+
+
+@pytest.mark.parametrize("context_seconds", [0.3, 1.5])  # 1.5 s: three windows overlap
+def test_crossfaded_windows_put_every_frame_back_in_place(context_seconds):
+    encoder = FrameIndexEncoder(feature_dim=3, window=EncodingWindow(window_seconds=1.0, context_seconds=context_seconds))
+    features = encoder.encode(np.zeros(16000 * 5, dtype=np.float32), 24)
+    expected = torch.sin(torch.arange(120.0)[:, None] * torch.arange(1, 4) * 0.01)
+    torch.testing.assert_close(features, expected)
 
 
 @pytest.mark.parametrize(("window_seconds", "context_seconds"), [(0.0, 1.0), (1.0, -1.0)])

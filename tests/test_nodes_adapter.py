@@ -31,12 +31,12 @@ def test_models_come_from_the_runner_folder_then_the_environment(adapter, monkey
     models = tiny_models()
     assert not adapter.in_comfyui()
     assert adapter.list_checkpoints("generator") == []
-    assert adapter.list_wav2vec2_models() == ["mel"]
+    assert adapter.list_wav2vec2_models() == ["whisper (shipped)", "mel"]
     with context.scoped(models_dir=models):
         assert adapter.list_checkpoints("generator") == ["generator.safetensors"]
         assert adapter.list_checkpoints("syncformer") == ["syncformer.safetensors"]
         assert "vgg19.safetensors" in adapter.list_checkpoints()
-        assert adapter.list_wav2vec2_models() == ["wav2vec2", "mel"]
+        assert adapter.list_wav2vec2_models() == ["wav2vec2", "whisper (shipped)", "mel"]
         assert adapter.resolve_model("wav2vec2", "wav2vec2") == models / "wav2vec2"
     monkeypatch.setenv("RESYNCER_MODELS", str(models))
     assert adapter.resolve_model("resyncer", "generator.safetensors") == models / "generator.safetensors"
@@ -57,7 +57,7 @@ def test_models_come_from_comfyui_folders_when_present(adapter, monkeypatch, tmp
     (tmp_path / "models" / "resyncer" / "notes.txt").write_text("not a model")
     assert adapter.list_checkpoints("generator") == ["sub/mine.safetensors"]
     assert adapter.list_checkpoints("syncformer") == ["syncformer.safetensors"]
-    assert adapter.list_wav2vec2_models() == ["tiny-w2v", "mel"]
+    assert adapter.list_wav2vec2_models() == ["tiny-w2v", "whisper (shipped)", "mel"]
     pack = load_pack_as_comfyui()
     combo = pack.nodes.ALL_NODE_CLASSES["ReSyncerLoadGenerator"].INPUT_TYPES()["required"]["model"][0]
     assert combo == ["sub/mine.safetensors"]

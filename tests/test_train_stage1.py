@@ -18,7 +18,7 @@ from safetensors.torch import load_file
 from _pipeline_media import speech_wav, talking_clip, tiny_models
 from resyncer_core.cli import main
 from resyncer_core.models.checkpoint import load_checkpoint
-from resyncer_core.stages.model_files import AUDIO_ENCODER_KEY
+from resyncer_core.models.presets import AUDIO_ENCODER_KEY
 from resyncer_core.train.dataset import feature_cache_key, load_features, read_index
 from resyncer_core.video import probe_video
 from resyncer_core.synth.mesh_corpus import write_mesh_corpus

@@ -70,6 +70,21 @@ def plan_windows(frame_count: int, fps: float, window: EncodingWindow, alignment
     return spans
 
 
+def crossfade_weights(span: WindowSpan, previous: WindowSpan | None, following: WindowSpan | None) -> torch.Tensor:
+    """Weights [frames_end - frames_start] of one window's frames when neighbouring windows are
+    blended: linear ramps across the frames it shares with each neighbour (the neighbour's ramp
+    is the mirror image, so they sum to 1 there) and 1 elsewhere."""
+    frames = torch.arange(span.frames_start, span.frames_end, dtype=torch.float64) + 0.5
+    weights = torch.ones_like(frames)
+    if previous is not None and previous.frames_end > span.frames_start:
+        rising = (frames - span.frames_start) / (previous.frames_end - span.frames_start)
+        weights = torch.minimum(weights, rising)
+    if following is not None and following.frames_start < span.frames_end:
+        falling = (span.frames_end - frames) / (span.frames_end - following.frames_start)
+        weights = torch.minimum(weights, falling)
+    return weights.to(torch.float32)
+
+
 def fit_to_length(waveform: torch.Tensor, num_samples: int) -> torch.Tensor:
     """Crop [B,S] to num_samples, or pad the end with silence."""
     missing = num_samples - waveform.shape[-1]
@@ -113,6 +128,9 @@ class AudioEncoder(torch.nn.Module):
     sample_rate: int = SAMPLE_RATE
     # Subclasses with a fixed hop set this to it, so windows start on the one-pass hop grid.
     segment_alignment_samples: int = 1
+    # Encoders whose features depend on where in the window a frame sits (Whisper's absolute
+    # positions) blend neighbouring windows across their shared context instead of cutting.
+    crossfade_windows: bool = False
 
     def __init__(self, feature_dim: int, window: EncodingWindow | None = None) -> None:
         super().__init__()
@@ -136,13 +154,25 @@ class AudioEncoder(torch.nn.Module):
         frame_count = int(frame_count)
         waveform = self.prepare_waveform(waveform.to(self.device, torch.float32))
         waveform = fit_to_length(waveform, samples_spanned_by(frame_count, fps))
-        pieces = []
-        for span in plan_windows(frame_count, fps, self.window, self.segment_alignment_samples):
+        spans = plan_windows(frame_count, fps, self.window, self.segment_alignment_samples)
+        pieces, blended = [], None
+        for index, span in enumerate(spans):
             frame_indices = torch.arange(span.frames_start, span.frames_end, device=waveform.device)
             segment = waveform[:, span.sample_start : span.sample_end]
             features = self.encode_segment(segment, span.sample_start, frame_indices, fps)
-            pieces.append(features[:, span.core_start - span.frames_start : span.core_end - span.frames_start])
-        return torch.cat(pieces, dim=1)
+            if not self.crossfade_windows:
+                pieces.append(features[:, span.core_start - span.frames_start : span.core_end - span.frames_start])
+                continue
+            neighbours = (spans[index - 1] if index else None, spans[index + 1] if index + 1 < len(spans) else None)
+            weights = crossfade_weights(span, *neighbours).to(features.device, features.dtype)
+            if blended is None:
+                blended = features.new_zeros(features.shape[0], frame_count, features.shape[2])
+                weight_sum = features.new_zeros(frame_count)
+            blended = blended.index_add(1, frame_indices, features * weights[None, :, None])
+            # Two overlapping windows' weights sum to 1; dividing also covers windows so short
+            # that three overlap.
+            weight_sum = weight_sum.index_add(0, frame_indices, weights)
+        return blended / weight_sum[None, :, None] if self.crossfade_windows else torch.cat(pieces, dim=1)
 
     @property
     def device(self) -> torch.device:

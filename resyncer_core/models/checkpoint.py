@@ -104,13 +104,19 @@ def _existing_file(path: str | os.PathLike) -> Path:
     return path
 
 
-def read_checkpoint_header(path: str | os.PathLike) -> CheckpointHeader:
+def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, str]:
+    """Every metadata entry of a safetensors file (resyncer's keys and any extra ones)."""
     path = _existing_file(path)
     try:
         with safe_open(str(path), framework="pt") as handle:
-            metadata = handle.metadata() or {}
+            return dict(handle.metadata() or {})
     except (SafetensorError, OSError, ValueError) as error:
         raise CheckpointError(f"checkpoint {path} is not a readable safetensors file ({error}); re-download or re-save it") from None
+
+
+def read_checkpoint_header(path: str | os.PathLike) -> CheckpointHeader:
+    path = _existing_file(path)
+    metadata = read_checkpoint_metadata(path)
     if _KEY_KIND not in metadata or _KEY_CONFIG not in metadata:
         raise CheckpointError(f"checkpoint {path} has no resyncer metadata; convert foreign weights with the `resyncer_core.models` converters first")
     try:

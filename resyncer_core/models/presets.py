@@ -3,6 +3,8 @@
     tiny   seconds on a CPU; what tests and the bundled demo run with
     small  CPU demos and quick experiments (generator at 1/8 width, small Wav2Vec2)
     paper  the paper's sizes (d_model 128 SyncFormer, full-width 256² generator, wav2vec2-base)
+    paper-whisper  the paper's sizes, the SyncFormer on the shipped Whisper tiny.en encoder's
+           384-d features (no Wav2Vec2 folder)
 
 A models folder holds one file per model under fixed names (MODEL_FILES) plus the Wav2Vec2
 folder, so pipelines and nodes find every model from the folder alone. The perceptual,
@@ -22,7 +24,7 @@ from ..errors import ResyncerInputError
 from .checkpoint import save_checkpoint
 from .registry import model_kind
 
-PRESET_NAMES = ("tiny", "small", "paper")
+PRESET_NAMES = ("tiny", "small", "paper", "paper-whisper")
 
 MODEL_FILES = {
     "syncformer": "syncformer.safetensors",
@@ -34,6 +36,10 @@ MODEL_FILES = {
 }
 WAV2VEC2_FOLDER = "wav2vec2"
 INITIALISATION_KEY = "resyncer.initialisation"
+# In a SyncFormer checkpoint: the audio encoder its audio_dim features come from, "whisper"
+# (the shipped encoder), "mel", or "wav2vec2" (the models folder's Wav2Vec2; assumed when absent);
+# audio.encoder_factory.audio_encoder_name gives the value for a load_audio_encoder spec.
+AUDIO_ENCODER_KEY = "resyncer.audio_encoder"
 
 # Config overrides per preset; every value not named keeps the config dataclass's (paper) default.
 _PRESETS: dict[str, dict[str, dict]] = {
@@ -58,6 +64,12 @@ _PRESETS: dict[str, dict[str, dict]] = {
         "syncformer": {}, "generator": {}, "discriminator": {},
         "vgg19": {}, "arcface": {}, "syncnet": {},
     },
+    "paper-whisper": {
+        "audio_encoder": "whisper",
+        "syncformer": dict(audio_dim=384),
+        "generator": {}, "discriminator": {},
+        "vgg19": {}, "arcface": {}, "syncnet": {},
+    },
 }
 
 
@@ -75,14 +87,20 @@ def preset_config(preset: str, kind: str, **overrides):
     return config_class(**values)
 
 
+def preset_audio_encoder(preset: str) -> str:
+    """The audio encoder spec a preset's SyncFormer is built for (AUDIO_ENCODER_KEY values)."""
+    return _check_preset(preset).get("audio_encoder", "wav2vec2")
+
+
 def init_models(preset: str, output_dir: str | Path, seed: int = 0, overwrite: bool = False) -> dict[str, Path]:
     """Writes a random-initialised checkpoint of every model of `preset` into `output_dir`
-    (the Wav2Vec2 one as an HF folder) and returns {name: path}. Existing files are kept
+    (the Wav2Vec2 one, where the preset has one, as an HF folder) and returns {name: path}. Existing files are kept
     unless `overwrite`, so a folder of trained models is never clobbered by accident."""
     presets = _check_preset(preset)
     output_dir = Path(output_dir)
     targets = {kind: output_dir / name for kind, name in MODEL_FILES.items()}
-    targets["wav2vec2"] = output_dir / WAV2VEC2_FOLDER
+    if "wav2vec2" in presets:
+        targets["wav2vec2"] = output_dir / WAV2VEC2_FOLDER
     existing = [path for path in targets.values() if path.exists()]
     if existing and not overwrite:
         raise ResyncerInputError(f"{existing[0]} already exists; pass --force to overwrite or pick another folder")
@@ -95,6 +113,8 @@ def init_models(preset: str, output_dir: str | Path, seed: int = 0, overwrite: b
             torch.manual_seed(seed + index)  # each model's init independent of the others' sizes
             config = preset_config(preset, kind)
             model_class, _ = model_kind(kind).load_classes()
-            written[kind] = save_checkpoint(model_class(config), config, kind, targets[kind], extra_metadata=metadata)
-    written["wav2vec2"] = make_random_wav2vec2(targets["wav2vec2"], presets["wav2vec2"]["preset"], seed=seed)
+            extra = {**metadata, AUDIO_ENCODER_KEY: preset_audio_encoder(preset)} if kind == "syncformer" else metadata
+            written[kind] = save_checkpoint(model_class(config), config, kind, targets[kind], extra_metadata=extra)
+    if "wav2vec2" in presets:
+        written["wav2vec2"] = make_random_wav2vec2(targets["wav2vec2"], presets["wav2vec2"]["preset"], seed=seed)
     return written

@@ -28,6 +28,7 @@ MODEL_KINDS: dict[str, ModelKind] = {
     "vgg19": ModelKind("resyncer_core.models.vgg19", "VGG19Features", "VGG19Config"),
     "arcface": ModelKind("resyncer_core.models.arcface", "ArcFaceIResNet", "ArcFaceConfig"),
     "syncnet": ModelKind("resyncer_core.models.syncnet", "SyncNet", "SyncNetConfig"),
+    "whisper_encoder": ModelKind("resyncer_core.models.whisper_encoder", "WhisperAudioTransformer", "WhisperEncoderConfig"),
 }
 
 

@@ -2,8 +2,13 @@
 
 The folder is the one `resyncer models init` writes (models.presets.MODEL_FILES names plus the
 Wav2Vec2 folder). It comes from the caller (the CLI's --models), else the RESYNCER_MODELS
-environment variable, else ./models. A missing model is a one-line error that says where to
-put it, since no trained ReSyncer weights exist to download.
+environment variable, else ./models when it exists, else the weights shipped in the package
+(resyncer_core/weights). A missing model is a one-line error that says where to put it, since
+no trained ReSyncer weights exist to download.
+
+The audio encoder is the one the Style-SyncFormer was trained on, named in its checkpoint
+metadata (models.presets.AUDIO_ENCODER_KEY): "whisper" (shipped), "mel", or "wav2vec2" (the
+folder's); checkpoints without the key use the folder's Wav2Vec2.
 """
 
 from __future__ import annotations
@@ -13,24 +18,25 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
-from safetensors import safe_open
 
 from ..audio import load_audio_encoder
+from ..audio.encoder_factory import AUDIO_ENCODER_NAMES, WAV2VEC2_NAME
 from ..errors import ResyncerInputError
-from ..models.checkpoint import load_checkpoint
-from ..models.presets import MODEL_FILES, WAV2VEC2_FOLDER
-
-# Metadata key of a trained Style-SyncFormer (and of cached features): the audio encoder spec
-# (what resyncer_core.audio.load_audio_encoder accepts) its inputs come from.
-AUDIO_ENCODER_KEY = "resyncer.audio_encoder"
+from ..models.checkpoint import load_checkpoint, read_checkpoint_metadata
+from ..models.presets import AUDIO_ENCODER_KEY, MODEL_FILES, WAV2VEC2_FOLDER
+from ..weights import SHIPPED_MODELS_DIR
 
 MODELS_ENV = "RESYNCER_MODELS"
 DEFAULT_MODELS_DIR = Path("models")
 
 
 def resolve_models_dir(models_dir: str | os.PathLike | None = None) -> Path:
-    """The models folder: `models_dir`, else $RESYNCER_MODELS, else ./models; it must exist."""
-    folder = Path(models_dir) if models_dir else Path(os.environ.get(MODELS_ENV) or DEFAULT_MODELS_DIR)
+    """The models folder: `models_dir`, else $RESYNCER_MODELS (either must exist), else
+    ./models when it exists, else the shipped weights folder."""
+    named = models_dir or os.environ.get(MODELS_ENV)
+    if not named and not DEFAULT_MODELS_DIR.is_dir():
+        return SHIPPED_MODELS_DIR
+    folder = Path(named or DEFAULT_MODELS_DIR)
     if not folder.is_dir():
         raise ResyncerInputError(
             f"models folder {folder} does not exist; run `resyncer models init --preset tiny -o {folder}` "
@@ -41,6 +47,11 @@ def resolve_models_dir(models_dir: str | os.PathLike | None = None) -> Path:
 def model_file(models_dir: Path, kind: str) -> Path:
     """The checkpoint of `kind` in the folder, or a one-line error naming where it belongs."""
     path = models_dir / (WAV2VEC2_FOLDER if kind == "wav2vec2" else MODEL_FILES[kind])
+    if not path.exists() and Path(models_dir) == SHIPPED_MODELS_DIR:
+        raise ResyncerInputError(
+            f"no {path.name} is shipped with this resyncer and no models folder was given (no --models, "
+            f"${MODELS_ENV} or ./models); pass --models DIR (`resyncer models init --preset tiny -o models` "
+            "makes untrained ones)")
     if not path.exists():
         what = "Wav2Vec2 folder" if kind == "wav2vec2" else kind
         raise ResyncerInputError(
@@ -80,10 +91,9 @@ class PipelineModels:
 
 
 def trained_audio_encoder_spec(syncformer_path: str | os.PathLike) -> str | None:
-    """The audio encoder spec a trained Style-SyncFormer file records (`resyncer train stage1`
-    writes it), or None for a file without one (e.g. from `resyncer models init`)."""
-    with safe_open(str(syncformer_path), framework="pt") as handle:
-        return (handle.metadata() or {}).get(AUDIO_ENCODER_KEY)
+    """The audio encoder a trained Style-SyncFormer file records (`resyncer train stage1` and
+    `resyncer models init` write it), or None for a file without one."""
+    return read_checkpoint_metadata(syncformer_path).get(AUDIO_ENCODER_KEY)
 
 
 def load_pipeline_models(models_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu",
@@ -101,10 +111,23 @@ def load_pipeline_models(models_dir: str | os.PathLike | None = None, device: st
         return PipelineModels(generator=generator, device=device)
     syncformer_file = Path(syncformer_path) if syncformer_path else model_file(folder, "syncformer")
     syncformer = load_checkpoint(syncformer_file, kind="syncformer", device=device)[0]
-    encoder_spec = trained_audio_encoder_spec(syncformer_file) or model_file(folder, "wav2vec2")
-    audio_encoder = load_audio_encoder(encoder_spec, device=device)
+    audio_encoder = load_syncformer_audio_encoder(syncformer_file, folder, device)
     if audio_encoder.feature_dim != syncformer.config.audio_dim:
         raise ResyncerInputError(
-            f"the audio encoder {encoder_spec} gives {audio_encoder.feature_dim}-d features but the Style-SyncFormer "
-            f"{syncformer_file} expects {syncformer.config.audio_dim}; use models from the same preset or training run")
+            f"the audio encoder for {syncformer_file} gives {audio_encoder.feature_dim}-d features but the "
+            f"Style-SyncFormer expects {syncformer.config.audio_dim}; use models from the same preset or training run")
     return PipelineModels(generator=generator, syncformer=syncformer, audio_encoder=audio_encoder, device=device)
+
+
+def load_syncformer_audio_encoder(syncformer_path: Path, models_dir: Path, device: str | torch.device = "cpu"):
+    """The audio encoder a SyncFormer checkpoint names (AUDIO_ENCODER_KEY): "whisper" or "mel"
+    as load_audio_encoder specs, a Wav2Vec2 folder a training run recorded, or "wav2vec2" (also
+    when the key is absent) for the models folder's."""
+    name = trained_audio_encoder_spec(syncformer_path) or WAV2VEC2_NAME
+    if name == WAV2VEC2_NAME:
+        return load_audio_encoder(model_file(models_dir, "wav2vec2"), device=device)
+    if name not in AUDIO_ENCODER_NAMES and not Path(name).is_dir():
+        raise ResyncerInputError(f"{syncformer_path} names audio encoder {name!r}, which is neither one of "
+                                 f"{', '.join(AUDIO_ENCODER_NAMES)} nor a Wav2Vec2 folder here; pass --models "
+                                 "with that encoder or update resyncer")
+    return load_audio_encoder(name, device=device)

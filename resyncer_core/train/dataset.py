@@ -53,7 +53,7 @@ from ..audio import SAMPLE_RATE, load_audio_encoder, samples_spanned_by
 from ..errors import ResyncerInputError
 from ..face import topology
 from ..face.template import mouth_opening
-from ..stages.model_files import AUDIO_ENCODER_KEY
+from ..models.presets import AUDIO_ENCODER_KEY
 
 DATASET_FPS = 25.0                 # (paper) every per-frame array of the dataset is at 25 fps
 FORMAT_VERSION = 1
