@@ -98,7 +98,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", type=Path, required=True, help="corpus folder (gets train/ and validation/)")
     parser.add_argument("--hours", type=float, default=3.0, help="hours of training audio (default 3)")
     parser.add_argument("--validation-hours", type=float, default=None,
-                        help=f"hours of validation audio (default {VALIDATION_SHARE:.0%} of --hours)")
+                        help=f"hours of validation audio (default {VALIDATION_SHARE * 100:.0f}%% of --hours)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--voices", default=None, help="voice kinds and weights, e.g. espeak=0.8,piper=0.2 "
                                                        "(default: espeak only)")
