@@ -123,10 +123,13 @@ def main(argv: list[str] | None = None) -> int:
                               augmentation_strength=args.augmentation)
             started = time.monotonic()
             clips, seconds = write_split(plan, args.out / split, hours, args.workers)
-            for spec in filter(None, (s.strip() for s in args.features.split(","))):
-                cache_features(read_index(args.out / split), spec)
             summary[split] = {"clips": clips, "hours": round(seconds / 3600, 3),
                               "wall_seconds": round(time.monotonic() - started, 1)}
+        # Features only once every split is written: the encoders start torch's thread pool,
+        # and a worker pool forked after that hangs in its first parallel region.
+        for split in summary:
+            for spec in filter(None, (s.strip() for s in args.features.split(","))):
+                cache_features(read_index(args.out / split), spec)
         record = {"seed": args.seed, "voices": weights, "clip_seconds": args.clip_seconds,
                   "augmentation": args.augmentation, "splits": summary}
         (args.out / "corpus.json").write_text(json.dumps(record, indent=2) + "\n")
