@@ -46,7 +46,7 @@ from .dataset import (
     features_path,
     read_index,
 )
-from .distributed import DistributedContext, accumulated_backward, sample_rng, unwrap_model, wrap_model
+from .distributed import DistributedContext, accumulated_backward, sample_rng, wrap_model
 from .ema import ModelEMA
 from .loop import Log, LoopConfig, TrainingResult, run_training, seed_everything
 from .mesh_losses import syncformer_loss
@@ -221,7 +221,7 @@ class Stage1:
         return {"lve": float(np.mean(errors))}
 
     def export(self, run_dir: Path) -> list[Path]:
-        model = self.ema.average if self.ema is not None else unwrap_model(self.model)
+        model = self.ema.average if self.ema is not None else self.model
         metadata = {AUDIO_ENCODER_KEY: self.config.audio_encoder,
                     TRAINING_CONFIG_KEY: json.dumps(dataclasses.asdict(self.config), sort_keys=True)}
         return [save_checkpoint(model, self.model_config, "syncformer", Path(run_dir) / SYNCFORMER_FILE,
