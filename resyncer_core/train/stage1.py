@@ -43,12 +43,13 @@ from .dataset import (
     ClipRecord,
     cache_features,
     cached_feature_dim,
+    encoder_folder,
     features_path,
     read_index,
 )
 from .distributed import DistributedContext, accumulated_backward, sample_rng, wrap_model
 from .ema import ModelEMA
-from .loop import Log, LoopConfig, TrainingResult, run_training, seed_everything
+from .loop import Log, LoopConfig, TrainingResult, check_loop_split, run_training, seed_everything
 from .mesh_losses import syncformer_loss
 
 SYNCFORMER_FILE = "syncformer.safetensors"
@@ -86,8 +87,8 @@ class Stage1Config:
 def normalised_encoder_spec(spec: str | os.PathLike) -> str:
     """The spec as stored in checkpoints: a folder as an absolute path (so inference finds it
     from anywhere), a keyword ("mel", "whisper") as given."""
-    path = Path(spec)
-    return str(path.resolve()) if path.exists() else str(spec).strip()
+    folder = encoder_folder(spec)
+    return str(folder) if folder is not None else str(spec).strip()
 
 
 def _holdout_order(clip: ClipRecord) -> str:
@@ -242,6 +243,7 @@ def build_stage1(config: Stage1Config, context: DistributedContext, log: Log) ->
     """Reads the dataset, caches missing features (rank 0), builds the model from the preset
     (its audio_dim taken from the features) and returns the stage."""
     config.audio_encoder = normalised_encoder_spec(config.audio_encoder)
+    check_loop_split(config.loop, context)  # before features are cached: bad options fail at once
     clips = _usable_clips(read_index(config.data), config.window, log)
     if context.is_main:
         computed = cache_features(clips, config.audio_encoder, device=context.device)
