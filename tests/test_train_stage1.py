@@ -187,3 +187,26 @@ def test_wav2vec2_folder_is_recorded_by_its_absolute_path(tmp_path, tmp_path_fac
         assert handle.metadata()[AUDIO_ENCODER_KEY] == str((models / "wav2vec2").resolve())
     _, config = load_checkpoint(run_dir / "syncformer.safetensors", kind="syncformer")
     assert config.audio_dim == 32  # the tiny Wav2Vec2's hidden size
+
+
+def test_target_windows_are_fully_tracked(tmp_path):
+    from resyncer_core.synth.mesh_corpus import speaking_meshes
+    from resyncer_core.synth.speech_plan import SpeechPlan
+    from resyncer_core.train.dataset import ClipArrays, write_clip
+    from resyncer_core.train.distributed import DistributedContext
+    from resyncer_core.train.loop import LoopConfig
+    from resyncer_core.train.stage1 import Stage1Config, build_stage1
+
+    canonical, template = speaking_meshes(SpeechPlan.generate(2.0, 0), 50)
+    valid = np.ones(50, bool)
+    valid[10:30] = False  # lost tracking: only frames 30..49 hold a 16-frame tracked window
+    canonical[~valid] = template + 100.0  # marks the untracked frames (real ones hold the template)
+    write_clip(tmp_path, "lost-face", ClipArrays(canonical=canonical, template=template, valid=valid),
+               np.zeros(32000, np.float32), speaker="a", features={"mel": np.zeros((50, 8), np.float32)})
+    config = Stage1Config(data=str(tmp_path), window=16, style_frames=12, validation_clips=0,
+                          loop=LoopConfig(steps=1, batch_size=4))
+    stage = build_stage1(config, DistributedContext(), log=lambda message: None)
+    assert stage._window_starts[0].tolist() == list(range(30, 35))
+    for position in range(20):
+        _, target, _, _ = stage.sample(1, position)
+        assert np.abs(target).max() < 50  # no untracked frame in the target
