@@ -129,3 +129,16 @@ def test_preprocess_and_train_have_help(capsys):
             main(argv)
         assert exit_info.value.code == 0
     assert "--shard" in capsys.readouterr().out
+
+
+def test_feature_cache_keys(tmp_path, monkeypatch):
+    from resyncer_core.train.dataset import feature_cache_key
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "whisper").mkdir()  # a folder that happens to share a keyword's name
+    assert feature_cache_key("mel") == "mel" and feature_cache_key("whisper") == "whisper"
+    encoder = tmp_path / "models" / "wav2vec2"
+    encoder.mkdir(parents=True)
+    (encoder / "config.json").write_text("{}")
+    key = feature_cache_key("models/wav2vec2")
+    assert key.startswith("wav2vec2-") and key == feature_cache_key(str(encoder))

@@ -150,3 +150,63 @@ def test_gradient_accumulation_equals_the_whole_batch(tmp_path, data_dir):
     torch.testing.assert_close(_predictions(tmp_path / "accumulated" / "syncformer.safetensors", data_dir),
                                _predictions(tmp_path / "whole" / "syncformer.safetensors", data_dir),
                                rtol=1e-3, atol=1e-4)
+
+
+def test_uneven_batch_split_is_one_line(tmp_path, data_dir, capsys):
+    assert train(data_dir, tmp_path / "run", 1, "--grad-accum", "3") == 2
+    error = capsys.readouterr().err
+    assert error.count("\n") == 1 and "--grad-accum" in error
+
+
+@pytest.mark.slow
+@pytest.mark.skipif(_torchrun() is None, reason="torchrun / resyncer console scripts are not on PATH")
+def test_two_process_torchrun_with_accumulation_and_resume_equals_one_process(tmp_path, data_dir):
+    """The longer variant: 2 ranks × 2 micro-batches, stopped and resumed, against one process."""
+    options = ["--dropout", "0", "--validate-every", "5", "--checkpoint-every", "5", "--grad-accum", "2"]
+    environment = {**os.environ, "OMP_NUM_THREADS": "1"}
+    for steps, resume in ((5, []), (10, ["--resume"])):
+        command = _torchrun() + ["train", "stage1", "--data", str(data_dir), "-o", str(tmp_path / "ddp"),
+                                 "--steps", str(steps), *FAST, *options, *resume]
+        finished = subprocess.run(command, capture_output=True, text=True, env=environment, timeout=600)
+        assert finished.returncode == 0, finished.stderr[-2000:]
+    assert train(data_dir, tmp_path / "single", 10, *options) == 0
+    assert all(record["weight_spread"] == 0.0 for record in log_records(tmp_path / "ddp", "ranks"))
+    np.testing.assert_allclose([r["loss"] for r in log_records(tmp_path / "ddp", "train")],
+                               [r["loss"] for r in log_records(tmp_path / "single", "train")], rtol=1e-4)
+    torch.testing.assert_close(_predictions(tmp_path / "ddp" / "syncformer.safetensors", data_dir),
+                               _predictions(tmp_path / "single" / "syncformer.safetensors", data_dir),
+                               rtol=1e-3, atol=1e-4)
+
+
+def test_wav2vec2_folder_is_recorded_by_its_absolute_path(tmp_path, tmp_path_factory, data_dir, monkeypatch):
+    models = tiny_models(tmp_path_factory)
+    monkeypatch.chdir(models.parent)
+    run_dir = tmp_path / "run"
+    assert train(data_dir, run_dir, 1, "--audio-encoder", f"{models.name}/wav2vec2") == 0
+    with safe_open(str(run_dir / "syncformer.safetensors"), framework="pt") as handle:
+        assert handle.metadata()[AUDIO_ENCODER_KEY] == str((models / "wav2vec2").resolve())
+    _, config = load_checkpoint(run_dir / "syncformer.safetensors", kind="syncformer")
+    assert config.audio_dim == 32  # the tiny Wav2Vec2's hidden size
+
+
+def test_target_windows_are_fully_tracked(tmp_path):
+    from resyncer_core.synth.mesh_corpus import speaking_meshes
+    from resyncer_core.synth.speech_plan import SpeechPlan
+    from resyncer_core.train.dataset import ClipArrays, write_clip
+    from resyncer_core.train.distributed import DistributedContext
+    from resyncer_core.train.loop import LoopConfig
+    from resyncer_core.train.stage1 import Stage1Config, build_stage1
+
+    canonical, template = speaking_meshes(SpeechPlan.generate(2.0, 0), 50)
+    valid = np.ones(50, bool)
+    valid[10:30] = False  # lost tracking: only frames 30..49 hold a 16-frame tracked window
+    canonical[~valid] = template + 100.0  # marks the untracked frames (real ones hold the template)
+    write_clip(tmp_path, "lost-face", ClipArrays(canonical=canonical, template=template, valid=valid),
+               np.zeros(32000, np.float32), speaker="a", features={"mel": np.zeros((50, 8), np.float32)})
+    config = Stage1Config(data=str(tmp_path), window=16, style_frames=12, validation_clips=0,
+                          loop=LoopConfig(steps=1, batch_size=4))
+    stage = build_stage1(config, DistributedContext(), log=lambda message: None)
+    assert stage._window_starts[0].tolist() == list(range(30, 35))
+    for position in range(20):
+        _, target, _, _ = stage.sample(1, position)
+        assert np.abs(target).max() < 50  # no untracked frame in the target

@@ -77,15 +77,24 @@ def clip_id_for(relative_path: str | os.PathLike) -> str:
     return f"{readable}-{hashlib.sha1(text.encode()).hexdigest()[:8]}"
 
 
+def encoder_folder(spec: str | os.PathLike) -> Path | None:
+    """The resolved folder an audio encoder spec names, or None for a keyword ("mel", "whisper").
+    A spec is a folder when it is a path (has a separator) or a folder holding config.json, so
+    a keyword stays a keyword even where a folder of that name happens to exist."""
+    text = str(spec).strip()
+    path = Path(text).expanduser()
+    is_path = os.sep in text or "/" in text or (path / "config.json").is_file()
+    return path.resolve() if is_path else None
+
+
 def feature_cache_key(spec: str | os.PathLike) -> str:
     """File name (without .safetensors) of the cached features of audio encoder `spec`:
     a keyword spec ("mel", "whisper") is its own key; a folder gets its name and a hash of
     its resolved path."""
-    text = str(spec)
-    if not Path(text).exists():
-        return _UNSAFE_ID_CHARACTERS.sub("_", text.strip().lower()) or "encoder"
-    resolved = Path(text).resolve()
-    return f"{_UNSAFE_ID_CHARACTERS.sub('_', resolved.name)}-{hashlib.sha1(str(resolved).encode()).hexdigest()[:8]}"
+    folder = encoder_folder(spec)
+    if folder is None:
+        return _UNSAFE_ID_CHARACTERS.sub("_", str(spec).strip().lower()) or "encoder"
+    return f"{_UNSAFE_ID_CHARACTERS.sub('_', folder.name)}-{hashlib.sha1(str(folder).encode()).hexdigest()[:8]}"
 
 
 # --------------------------------------------------------------------------------------- writing

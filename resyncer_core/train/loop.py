@@ -81,6 +81,12 @@ class TrainingResult:
     validation: dict[str, float] = field(default_factory=dict)
 
 
+def check_loop_split(loop: LoopConfig, context: DistributedContext) -> None:
+    """Refuses a global batch that the processes and micro-batches cannot share evenly."""
+    check_global_batch(loop.batch_size, context)
+    micro_batches(np.arange(loop.batch_size // context.world_size), loop.grad_accum)
+
+
 def seed_everything(seed: int) -> None:
     """Seeds torch, numpy and python's random generators."""
     random.seed(seed)
@@ -112,8 +118,7 @@ def run_training(stage: TrainingStage, loop: LoopConfig, run_dir: str | Path, co
     loop.checkpoint_every steps and at the end, and exporting the stage's model files."""
     run_dir = Path(run_dir)
     log = log if (log is not None and context.is_main) else (lambda message: None)
-    check_global_batch(loop.batch_size, context)
-    micro_batches(np.arange(loop.batch_size // context.world_size), loop.grad_accum)  # refuse a bad split now
+    check_loop_split(loop, context)
     modules, optimizers = stage.state_modules(), stage.state_optimizers()
     start = 0
     latest = latest_training_state(run_dir) if resume else None

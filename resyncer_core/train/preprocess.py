@@ -212,9 +212,13 @@ def preprocess_video(path: Path, relative: Path, data_dir: Path, config: Preproc
         return writer.commit(speaker_of(relative), relative.as_posix(), quality)
 
 
+def _share_cores(workers: int) -> None:
+    """Worker-process initialiser: the machine's cores split between the workers."""
+    torch.set_num_threads(max(1, (os.cpu_count() or 1) // workers))
+
+
 def _process_one(path: Path, relative: Path, data_dir: Path, config: PreprocessConfig) -> tuple[str, str | None]:
     """(category, reason): ("written", None) or a skip; never raises for a bad video."""
-    torch.set_num_threads(max(1, (os.cpu_count() or 1) // max(1, config.workers)))
     try:
         preprocess_video(path, relative, data_dir, config)
         return "written", None
@@ -261,7 +265,8 @@ def preprocess_folder(videos_dir: str | os.PathLike, data_dir: str | os.PathLike
     else:
         import multiprocessing
 
-        with ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn")) as pool:
+        with ProcessPoolExecutor(config.workers, mp_context=multiprocessing.get_context("spawn"),
+                                 initializer=_share_cores, initargs=(config.workers,)) as pool:
             futures = [pool.submit(_process_one, path, relative, data_dir, config) for path, relative in todo]
             for index, ((_, relative), future) in enumerate(zip(todo, futures), start=1):
                 record(index, relative, future.result())

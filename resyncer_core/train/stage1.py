@@ -9,7 +9,9 @@ the same clip (not overlapping the target when the clip is long enough). Loss L_
 The audio encoder is frozen, so its features are computed once per clip and cached in the
 dataset (DATA/clips/<id>/features/); training reads them. (Fine-tuning the Wav2Vec2
 transformer as FaceFormer does would need the waveform path instead; not implemented.)
-Frames without a tracked face carry ΔM = 0 (the template) and are trained on as they are.
+Target windows are drawn uniformly among the windows whose every frame has a tracked face (an
+untracked frame's ΔM is 0, the template, which is not what the audio says); the style
+reference may include untracked frames.
 
 Validation: the lip vertex error (metrics/mesh.py) of autoregressive predictions on the first
 window of each held-out clip, its style from the clip's last T_S frames.
@@ -43,12 +45,13 @@ from .dataset import (
     ClipRecord,
     cache_features,
     cached_feature_dim,
+    encoder_folder,
     features_path,
     read_index,
 )
-from .distributed import DistributedContext, accumulated_backward, sample_rng, unwrap_model, wrap_model
+from .distributed import DistributedContext, accumulated_backward, sample_rng, wrap_model
 from .ema import ModelEMA
-from .loop import Log, LoopConfig, TrainingResult, run_training, seed_everything
+from .loop import Log, LoopConfig, TrainingResult, check_loop_split, run_training, seed_everything
 from .mesh_losses import syncformer_loss
 
 SYNCFORMER_FILE = "syncformer.safetensors"
@@ -86,8 +89,8 @@ class Stage1Config:
 def normalised_encoder_spec(spec: str | os.PathLike) -> str:
     """The spec as stored in checkpoints: a folder as an absolute path (so inference finds it
     from anywhere), a keyword ("mel", "whisper") as given."""
-    path = Path(spec)
-    return str(path.resolve()) if path.exists() else str(spec).strip()
+    folder = encoder_folder(spec)
+    return str(folder) if folder is not None else str(spec).strip()
 
 
 def _holdout_order(clip: ClipRecord) -> str:
@@ -116,6 +119,14 @@ class ClipSource:
         self._features_path = str(features_path(clip, encoder_spec))
         with safe_open(self._meshes_path, framework="np") as handle:
             self.template = handle.get_tensor("template")
+            self.valid = handle.get_tensor("valid").astype(bool)
+
+    def tracked_window_starts(self, window: int) -> np.ndarray:
+        """First frames of the `window`-frame stretches in which every frame is tracked."""
+        if self.frames < window:
+            return np.zeros(0, dtype=np.int64)
+        tracked = np.convolve(self.valid.astype(np.int64), np.ones(window, dtype=np.int64), mode="valid")
+        return np.flatnonzero(tracked == window)
 
     def delta(self, start: int, stop: int) -> np.ndarray:
         with safe_open(self._meshes_path, framework="np") as handle:
@@ -153,9 +164,12 @@ class Stage1:
         self.optimizer = torch.optim.Adam(self.model.parameters(), lr=config.lr)
         self.train_sources = [ClipSource(clip, config.audio_encoder) for clip in train_clips]
         self.validation_sources = [ClipSource(clip, config.audio_encoder) for clip in validation_clips]
-        # A window is drawn uniformly over all windows of all training clips.
-        self._window_counts = np.array([source.frames - config.window + 1 for source in self.train_sources])
-        self._window_offsets = np.concatenate([[0], np.cumsum(self._window_counts)])
+        # A window is drawn uniformly over all fully tracked windows of all training clips.
+        self._window_starts = [source.tracked_window_starts(config.window) for source in self.train_sources]
+        self._window_offsets = np.concatenate([[0], np.cumsum([len(starts) for starts in self._window_starts])])
+        if self._window_offsets[-1] == 0:
+            raise ResyncerInputError(f"no training clip has {config.window} consecutive frames with a tracked face; "
+                                     "add clips or lower --window")
 
     def state_modules(self) -> dict[str, torch.nn.Module]:
         modules = {"syncformer": self.model}
@@ -171,8 +185,10 @@ class Stage1:
         rng = sample_rng(self.config.loop.seed, step, position)
         window = self.config.window
         drawn = int(rng.integers(0, self._window_offsets[-1]))
+        # side="right" skips clips without any window (their offset repeats the next clip's).
         index = int(np.searchsorted(self._window_offsets, drawn, side="right") - 1)
-        source, start = self.train_sources[index], drawn - int(self._window_offsets[index])
+        source = self.train_sources[index]
+        start = int(self._window_starts[index][drawn - int(self._window_offsets[index])])
         style_length = min(self.config.style_frames, source.frames)
         style = style_start(rng, source.frames, start, window, style_length)
         return (source.features(start, start + window), source.delta(start, start + window),
@@ -221,7 +237,7 @@ class Stage1:
         return {"lve": float(np.mean(errors))}
 
     def export(self, run_dir: Path) -> list[Path]:
-        model = self.ema.average if self.ema is not None else unwrap_model(self.model)
+        model = self.ema.average if self.ema is not None else self.model
         metadata = {AUDIO_ENCODER_KEY: self.config.audio_encoder,
                     TRAINING_CONFIG_KEY: json.dumps(dataclasses.asdict(self.config), sort_keys=True)}
         return [save_checkpoint(model, self.model_config, "syncformer", Path(run_dir) / SYNCFORMER_FILE,
@@ -242,6 +258,7 @@ def build_stage1(config: Stage1Config, context: DistributedContext, log: Log) ->
     """Reads the dataset, caches missing features (rank 0), builds the model from the preset
     (its audio_dim taken from the features) and returns the stage."""
     config.audio_encoder = normalised_encoder_spec(config.audio_encoder)
+    check_loop_split(config.loop, context)  # before features are cached: bad options fail at once
     clips = _usable_clips(read_index(config.data), config.window, log)
     if context.is_main:
         computed = cache_features(clips, config.audio_encoder, device=context.device)
