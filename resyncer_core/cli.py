@@ -30,10 +30,17 @@ def _add_models_commands(subcommands) -> None:
                     "and the models tests and demos run with).")
     init.add_argument("--preset", choices=_preset_names(), default="tiny",
                       help="tiny: seconds on a CPU, for tests; small: CPU demos; paper: the paper's sizes")
-    init.add_argument("-o", "--output", required=True, type=Path, help="folder to write the checkpoints into")
+    init.add_argument("-o", "--output", required=True, type=_folder_argument, help="folder to write the checkpoints into")
     init.add_argument("--seed", type=int, default=0, help="random seed of the initialisation")
     init.add_argument("--force", action="store_true", help="overwrite checkpoints already in the folder")
     init.set_defaults(handler=_run_models_init)
+
+
+def _folder_argument(text: str) -> Path:
+    # Path("") is the working directory: an empty -o (an unset shell variable) must not mean "here".
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the folder name is empty; give a folder such as models")
+    return Path(text)
 
 
 def _preset_names() -> tuple[str, ...]:
