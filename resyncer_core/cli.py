@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .errors import ResyncerInputError
+from .termination import TerminatedBySignal, stop_on_termination_signals
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -75,13 +76,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        with stop_on_termination_signals():
+            return args.handler(args)
     except ResyncerInputError as error:
         print(f"resyncer: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("resyncer: interrupted", file=sys.stderr)
         return 130
+    except TerminatedBySignal as stop:
+        print(f"resyncer: {stop}", file=sys.stderr)
+        return stop.exit_status
 
 
 if __name__ == "__main__":

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
+from ..cli_options import quiet_model_loading
 from ..errors import ResyncerInputError
 
 
@@ -37,16 +39,18 @@ def add_run_workflow_parser(subcommands) -> argparse.ArgumentParser:
                         help="in-process: the ReSyncer node pack folder (default: $RESYNCER_PACK_DIR or this checkout)")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="--server: give up waiting after this many seconds")
-    parser.add_argument("--quiet", action="store_true", help="print only the output files")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print only the output files (progress is shown only on a terminal anyway)")
     parser.set_defaults(handler=run_workflow_command)
     return parser
 
 
 class _Reporter:
-    """One stderr line per node started and per progress step worth showing."""
+    """One stderr line per node started and per progress step worth showing, on a terminal
+    only: in logs and scripts an error stays the last and only line on stderr."""
 
     def __init__(self, prompt: dict, quiet: bool):
-        self.prompt, self.quiet = prompt, quiet
+        self.prompt, self.quiet = prompt, quiet or not sys.stderr.isatty()
         self.last_progress: dict[str, int] = {}
 
     def __call__(self, event: str, data: dict) -> None:
@@ -102,10 +106,15 @@ def _run_in_process(args, prompt: dict, reporter: _Reporter) -> int:
         raise ResyncerInputError(f"--models {args.models} is not a folder; create one with `resyncer models init -o DIR`")
     registry = load_node_registry(args.pack)
     executor = GraphExecutor(registry, listener=reporter)
+    with context.scoped(models_dir=args.models, output_dir=args.output_dir.resolve()):
+        executor.validate(prompt)  # bad inputs fail here, before any model loads
+    quiet_model_loading()
     output_dir = args.output_dir.resolve()
     previous_handler = _install_interrupt_handler()
     try:
-        with context.scoped(models_dir=args.models, output_dir=output_dir, device=args.device):
+        # Previews are for a UI; headless they go to a folder of this run's own, removed after it.
+        with tempfile.TemporaryDirectory(prefix="resyncer-run-") as previews, \
+                context.scoped(models_dir=args.models, output_dir=output_dir, temp_dir=previews, device=args.device):
             result = executor.execute(prompt)
     except GraphInterrupted as interrupted:
         print(f"resyncer: {interrupted}; no output was written by unfinished nodes", file=sys.stderr)

@@ -41,6 +41,14 @@ def track_video(tracker, path: str | os.PathLike, frame_limit: int | None = None
         return tracker.track_stream(reported, fps=info.fps, smoothing=smoothing)
 
 
+def require_a_face(track: FaceTrack, path: str | os.PathLike, role: str) -> FaceTrack:
+    """`track` itself, or a one-line error when no frame of it has a face: a driver or style
+    video without one would give an output no different from silence."""
+    if not track.valid.any():
+        raise ResyncerInputError(f"{role} {path} shows no face in any frame tracked; give a video of a talking face")
+    return track
+
+
 def _read_image(path: Path) -> np.ndarray | None:
     """RGB uint8 [H,W,3] when `path` is a still image, None when it is not one."""
     try:
