@@ -14,7 +14,7 @@ from ..face.track import FaceTrack
 from ..face.tracker import DEFAULT_SMOOTHING
 from ..video import VideoInfo, iter_frames, probe_video
 from .frame_source import FrameSource
-from .functions import FaceIdentity, choose_identity_frame, identity_from_frames, identity_from_track
+from .functions import FaceIdentity, choose_identity_frame, identity_from_track
 from .progress import PipelineCallbacks, StageClock, monitored_batches
 
 # The tracker's working memory grows with the chunk (720p: 32 frames peak ~190 MB higher than 8).
@@ -45,7 +45,7 @@ def require_a_face(track: FaceTrack, path: str | os.PathLike, role: str) -> Face
     """`track` itself, or a one-line error when no frame of it has a face: a driver or style
     video without one would give an output no different from silence."""
     if not track.valid.any():
-        raise ResyncerInputError(f"{role} {path} shows no face in any frame tracked; give a video of a talking face")
+        raise ResyncerInputError(f"{role} {path} shows no face in any frame tracked; give one where a face is clearly visible")
     return track
 
 
@@ -68,10 +68,10 @@ def identity_from_file(tracker, path: str | os.PathLike, clock: StageClock | Non
         raise ResyncerInputError(f"identity file {path} does not exist; give a face image or video")
     image = _read_image(path)
     if image is not None:
-        return identity_from_frames(tracker, image[None])
+        return identity_from_track(require_a_face(tracker.track(image[None]), path, "identity image"), image[None], 0)
     info = probe_video(path)
-    track = track_video(tracker, path, round(IDENTITY_SEARCH_SECONDS * info.fps), clock=clock, callbacks=callbacks,
-                        info=info)
+    track = require_a_face(track_video(tracker, path, round(IDENTITY_SEARCH_SECONDS * info.fps), clock=clock,
+                                       callbacks=callbacks, info=info), path, "identity video")
     index = choose_identity_frame(track)
     with FrameSource(path) as source:
         frame = source.read(index, index + 1)
