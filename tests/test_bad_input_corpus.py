@@ -173,6 +173,7 @@ BAD_INPUTS = [
     ("workflow-bad-number", lambda t, m: (_workflow(t, m, "ReSyncerGenerator.batch_size=lots"), "batch_size")),
     ("workflow-models-not-a-folder", lambda t, m: (_workflow(t, m, models=t / "nomodels"), "nomodels")),
     ("workflow-model-missing", lambda t, m: (_workflow(t, m, "6.model=missing.safetensors"), "missing.safetensors")),
+    ("workflow-start-past-the-end", lambda t, m: (_workflow(t, m, "Target video.start_frame=500"), "frame 500")),
 ]
 
 
@@ -294,3 +295,14 @@ def test_odd_but_valid_input_gives_the_promised_frames_rate_and_audio(make_video
     assert abs(len(soundtrack) / rate - expected_seconds) < 0.05
     assert capsys.readouterr().err == ""
 
+
+
+def test_run_workflow_off_a_terminal_writes_nothing_to_stderr(media, tmp_path, capfd):
+    """Progress lines and transformers' "Loading weights" bar are for terminals; a log gets only
+    the output file on stdout (and an error would be the one line on stderr)."""
+    argv = [arg for arg in _workflow(tmp_path, media, "ReSyncerGenerator.batch_size=8") if arg != "--quiet"]
+    assert main(argv) == 0
+    captured = capfd.readouterr()
+    assert captured.err == ""
+    (written,) = captured.out.split()
+    assert probe_video(written).frame_count == probe_video(media.clip).frame_count
