@@ -1,6 +1,7 @@
 """SIGINT (Ctrl-C), SIGTERM (`timeout`, systemd, `docker stop`) and SIGHUP (a closed terminal)
 during the generator stop `resyncer` cleanly: no output, no temporary file, one line on stderr,
-and the shell's exit status for the signal (130, 143, 129)."""
+and the shell's exit status for the signal (130, 143, 129); `run-workflow` likewise, and its
+preview folder goes too."""
 
 from __future__ import annotations
 
@@ -77,7 +78,10 @@ def test_signal_during_the_generator_leaves_no_file(inputs, tmp_path, signum, st
     assert list(output_dir.iterdir()) == []
 
 
-def test_sigterm_stops_run_workflow_and_removes_its_previews(inputs, tmp_path):
+@pytest.mark.parametrize("signum, status, line", [(signal.SIGINT, 130, "resyncer: processing was interrupted"),
+                                                  (signal.SIGTERM, 143, "resyncer: stopped by SIGTERM")],
+                         ids=["SIGINT", "SIGTERM"])
+def test_signal_stops_run_workflow_and_removes_its_previews(inputs, tmp_path, signum, status, line):
     models, clip, speech = inputs
     temp = tmp_path / "tmp"
     temp.mkdir()
@@ -89,8 +93,8 @@ def test_sigterm_stops_run_workflow_and_removes_its_previews(inputs, tmp_path):
     # Track Face's preview lands in the run's own temp folder once tracking is done.
     _wait_for(lambda: any(temp.rglob("*.png")), process, "Track Face wrote its preview")
     time.sleep(1.0)
-    code, error = _stop(process, signal.SIGTERM)
-    assert code == 143, error
-    assert error == "resyncer: stopped by SIGTERM\n"
+    code, error = _stop(process, signum)
+    assert code == status, error
+    assert error.startswith(line) and error.count("\n") == 1, error
     assert not output_dir.exists() or not any(path.is_file() for path in output_dir.rglob("*"))
     assert list(temp.iterdir()) == []

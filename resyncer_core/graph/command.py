@@ -106,10 +106,10 @@ def _run_in_process(args, prompt: dict, reporter: _Reporter) -> int:
         raise ResyncerInputError(f"--models {args.models} is not a folder; create one with `resyncer models init -o DIR`")
     registry = load_node_registry(args.pack)
     executor = GraphExecutor(registry, listener=reporter)
-    with context.scoped(models_dir=args.models, output_dir=args.output_dir.resolve()):
+    output_dir = args.output_dir.resolve()
+    with context.scoped(models_dir=args.models, output_dir=output_dir):
         executor.validate(prompt)  # bad inputs fail here, before any model loads
     quiet_model_loading()
-    output_dir = args.output_dir.resolve()
     previous_handler = _install_interrupt_handler()
     try:
         # Previews are for a UI; headless they go to a folder of this run's own, removed after it.
@@ -149,6 +149,7 @@ def _install_interrupt_handler():
         if context.interrupt_requested():
             raise KeyboardInterrupt
         context.request_interrupt()
-        print("resyncer: stopping at the next checkpoint (Ctrl-C again to stop now)", file=sys.stderr)
+        if sys.stderr.isatty():  # off a terminal the closing "interrupted" line stays the only one
+            print("resyncer: stopping at the next checkpoint (Ctrl-C again to stop now)", file=sys.stderr)
 
     return signal.signal(signal.SIGINT, handler)
