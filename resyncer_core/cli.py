@@ -50,7 +50,10 @@ def _preset_names() -> tuple[str, ...]:
 
 
 def _run_models_init(args) -> int:
+    from .cli_options import quiet_model_loading
     from .models.presets import init_models
+
+    quiet_model_loading()  # transformers' "Writing model shards" bar would be a second stderr line
     written = init_models(args.preset, args.output, seed=args.seed, overwrite=args.force)
     for name, path in written.items():
         print(f"{name}: {path}")

@@ -306,3 +306,9 @@ def test_run_workflow_off_a_terminal_writes_nothing_to_stderr(media, tmp_path, c
     assert captured.err == ""
     (written,) = captured.out.split()
     assert probe_video(written).frame_count == probe_video(media.clip).frame_count
+
+
+def test_models_init_into_a_new_nested_folder_is_quiet_on_stderr(tmp_path, capfd):
+    assert main(["models", "init", "-o", str(tmp_path / "a" / "b")]) == 0
+    captured = capfd.readouterr()
+    assert captured.err == "" and "generator.safetensors" in captured.out
