@@ -7,7 +7,7 @@ frame rates, stills)."""
 
 from __future__ import annotations
 
-import json
+import tempfile
 import time
 import wave
 from pathlib import Path
@@ -297,15 +297,21 @@ def test_odd_but_valid_input_gives_the_promised_frames_rate_and_audio(make_video
 
 
 
-def test_run_workflow_off_a_terminal_writes_nothing_to_stderr(media, tmp_path, capfd):
+def test_run_workflow_off_a_terminal_writes_nothing_to_stderr_and_leaves_no_previews(media, tmp_path, capfd,
+                                                                                    monkeypatch):
     """Progress lines and transformers' "Loading weights" bar are for terminals; a log gets only
-    the output file on stdout (and an error would be the one line on stderr)."""
+    the output file on stdout (and an error would be the one line on stderr). The nodes'
+    preview sheets live in the run's own temporary folder, gone when it ends."""
+    temp = tmp_path / "tmp"
+    temp.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(temp))
     argv = [arg for arg in _workflow(tmp_path, media, "ReSyncerGenerator.batch_size=8") if arg != "--quiet"]
     assert main(argv) == 0
     captured = capfd.readouterr()
     assert captured.err == ""
     (written,) = captured.out.split()
     assert probe_video(written).frame_count == probe_video(media.clip).frame_count
+    assert list(temp.iterdir()) == []
 
 
 def test_models_init_into_a_new_nested_folder_is_quiet_on_stderr(tmp_path, capfd):
