@@ -75,3 +75,20 @@ def test_the_cli_edits_the_face_the_rule_picks_and_reports_it(two_faces, tmp_pat
                  "--x264-preset", "ultrafast", "--crf", "10", *(face or [])]) == 0
     assert f"up to 2 faces in view: edited {described}" in capsys.readouterr().out
     assert _edited_side(clip, output) == side
+
+
+@pytest.mark.parametrize("face, face_index, centre_x", [("largest", 0, 100), ("index", 1, 300)])
+def test_track_face_node_follows_the_face_its_inputs_choose(two_faces, tmp_path, face, face_index, centre_x):
+    import torch
+    from comfy_stubs.harness import load_pack_as_comfyui
+
+    from resyncer_core.graph import context
+
+    node = load_pack_as_comfyui().NODE_CLASS_MAPPINGS["ReSyncerTrackFace"]()
+    images = torch.from_numpy(read_frames(two_faces[1], stop=4)).float() / 255
+    with context.scoped(temp_dir=tmp_path):  # the preview sheet
+        returned = node.track(images, 25.0, face=face, face_index=face_index, device="cpu")
+    track, info = returned["result"][0], returned["ui"]["resyncer"][0]
+    assert track.valid.all()
+    assert abs(track.landmarks[..., 0].mean() - centre_x) < 30
+    assert info["faces_in_view"] == 2
