@@ -318,3 +318,16 @@ def test_models_init_into_a_new_nested_folder_is_quiet_on_stderr(tmp_path, capfd
     assert main(["models", "init", "-o", str(tmp_path / "a" / "b")]) == 0
     captured = capfd.readouterr()
     assert captured.err == "" and "generator.safetensors" in captured.out
+
+
+def test_meshes_from_video_node_refuses_a_faceless_driver_like_drive_does(media):
+    from comfy_stubs.harness import load_pack_as_comfyui
+
+    from resyncer_core.errors import ResyncerInputError
+    from resyncer_core.face import FaceTracker
+
+    tracker = FaceTracker()
+    target, faceless = tracker.track(read_frames(media.clip, stop=3)), tracker.track(read_frames(media.faceless, stop=3))
+    node = load_pack_as_comfyui().NODE_CLASS_MAPPINGS["ReSyncerMeshesFromVideo"]()
+    with pytest.raises(ResyncerInputError, match="driver track .* no face"):
+        node.transfer(faceless, target)

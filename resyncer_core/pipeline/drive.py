@@ -40,7 +40,7 @@ def drive_video(video: str | os.PathLike, driver: str | os.PathLike, output: str
     info, driver_info = probe_video(video), probe_video(driver)
     tracker = tracker or FaceTracker(models.device)
     driver_track = require_a_face(track_video(tracker, driver, clock=clock, callbacks=callbacks, info=driver_info),
-                                  driver, "driver video")
+                                  f"driver video {driver}")
     driver_indices = driver_frames_at(len(driver_track), driver_info.frame_rate, info.frame_rate)
     track, plan = track_for_plan(tracker, info, len(driver_indices), long_audio, short_audio, clock, callbacks)
     # Output frames past the driver's end ("pad") keep the target's template: a closed, neutral mouth.

@@ -43,7 +43,7 @@ def lipsync_video(video: str | os.PathLike, audio: str | os.PathLike, output: st
                                  clock, callbacks)
     style_track = track if style_info is None else require_a_face(track_video(
         tracker, style_from, round(STYLE_SEARCH_SECONDS * style_info.fps), clock=clock, callbacks=callbacks,
-        info=style_info), style_from, "style video")
+        info=style_info), f"style video {style_from}")
     meshes = audio_driven_meshes(models, waveform, info.fps, plan.frame_count, style_track,
                                  video if style_from is None else style_from, track.template, clock, callbacks)
     job = RenderJob(video_path=info.path, frame_rate=info.frame_rate, track=track, source_indices=plan.source_indices,
