@@ -331,3 +331,17 @@ def test_meshes_from_video_node_refuses_a_faceless_driver_like_drive_does(media)
     node = load_pack_as_comfyui().NODE_CLASS_MAPPINGS["ReSyncerMeshesFromVideo"]()
     with pytest.raises(ResyncerInputError, match="driver track .* no face"):
         node.transfer(faceless, target)
+
+
+@pytest.mark.parametrize("suffix", [".png", ".jpg", ".webp", ".bmp", ".tiff", ".gif"])
+def test_every_still_format_is_a_one_frame_video_read_again_and_again(tmp_path, suffix):
+    from resyncer_core.stages.frame_source import FrameSource
+
+    image = np.random.default_rng(0).integers(0, 255, (48, 64, 3), dtype=np.uint8)
+    path = tmp_path / f"still{suffix}"
+    Image.fromarray(image).save(path)
+    info = probe_video(path)
+    assert (info.frame_count, info.fps, info.width, info.height) == (1, 25.0, 64, 48)
+    with FrameSource(path) as source:  # ping-pong over a still reads frame 0 again and again
+        reads = [source.read(0, 1) for _ in range(3)]
+    assert all(read.shape == (1, 48, 64, 3) and (read == reads[0]).all() for read in reads)

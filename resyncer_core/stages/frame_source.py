@@ -88,8 +88,10 @@ class FrameSource:
                 if 0 <= index <= target:
                     self._frames, self._next_index = itertools.chain([first], frames), index
                     return
-        # Back to the start by opening the file again: image demuxers (a JPEG still) cannot
-        # seek at all, and a fresh decoder is what iter_frames counted frames with.
-        self._stack.close()
-        self._open()
+        # Back to the start by opening the file again (unless nothing was decoded yet): image
+        # demuxers (a JPEG still) cannot seek at all, and a fresh decoder is what iter_frames
+        # counted frames with.
+        if self._frames is not None or target > 0:
+            self._stack.close()
+            self._open()
         self._frames, self._next_index = self._container.decode(self._stream), 0
