@@ -266,18 +266,28 @@ def resolve_input_path(name: str) -> Path:
     return input_directory() / candidate
 
 
+def output_folder(filename_prefix: str) -> Path:
+    """The folder a prefix names under the output folder (nothing is created); refuses
+    prefixes that climb out of it or run into a file."""
+    from resyncer_core.errors import ResyncerInputError
+    from resyncer_core.video.partial_file import check_output_location
+
+    root = output_directory().resolve()
+    folder = (root / Path(filename_prefix or "ReSyncer").parent).resolve()
+    if folder != root and root not in folder.parents:
+        raise ResyncerInputError(f"filename_prefix {filename_prefix!r} points outside the output folder; use a relative name")
+    check_output_location(folder / (Path(filename_prefix or "ReSyncer").name or "ReSyncer"))
+    return folder
+
+
 def output_path(filename_prefix: str, extension: str) -> tuple[Path, dict]:
     """A new file path under the output folder and its UI entry {"filename", "subfolder",
     "type": "output"}; numbering follows ComfyUI's prefix_00001_ scheme. Refuses prefixes that
     climb out of the output folder."""
-    from resyncer_core.errors import ResyncerInputError
-
     root = output_directory().resolve()
-    prefix = Path(filename_prefix or "ReSyncer")
-    folder = (root / prefix.parent).resolve()
-    if folder != root and root not in folder.parents:
-        raise ResyncerInputError(f"filename_prefix {filename_prefix!r} points outside the output folder; use a relative name")
+    folder = output_folder(filename_prefix)
     folder.mkdir(parents=True, exist_ok=True)
+    prefix = Path(filename_prefix or "ReSyncer")
     stem = prefix.name or "ReSyncer"
     counter = 1
     for existing in folder.glob(f"{stem}_*{extension}"):

@@ -49,6 +49,18 @@ def batch_size_input(default: int = 8) -> tuple:
                                "An interrupt takes effect between batches."})
 
 
+def input_verdict(check) -> bool | str:
+    """What VALIDATE_INPUTS returns: True when `check()` passes, else the one-line reason it
+    raised (ResyncerInputError), so a bad file fails before the graph runs."""
+    from resyncer_core.errors import ResyncerInputError
+
+    try:
+        check()
+    except ResyncerInputError as error:
+        return str(error)
+    return True
+
+
 # ------------------------------------------------------------------------------ images
 
 def image_to_uint8(images: torch.Tensor) -> np.ndarray:

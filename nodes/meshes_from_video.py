@@ -36,6 +36,7 @@ class ReSyncerMeshesFromVideo:
 
     def transfer(self, driver_track, target_track, identity=None):
         from resyncer_core.stages.functions import meshes_from_driver, select_frames
+        from resyncer_core.stages.tracking import require_a_face
 
         count = len(target_track)
         if len(driver_track) != count:
@@ -43,7 +44,7 @@ class ReSyncerMeshesFromVideo:
                      "holding the driver's last frame" if len(driver_track) < count else "cutting the driver")
             driver_track = select_frames(driver_track, np.minimum(np.arange(count), len(driver_track) - 1))
         shape = SimpleNamespace(template=identity.template) if identity is not None else target_track
-        return (meshes_from_driver(driver_track, shape),)
+        return (meshes_from_driver(require_a_face(driver_track, "the driver track (Meshes From Video)"), shape),)
 
 
 NODE_CLASSES = {

@@ -11,10 +11,11 @@ _LANDMARK_COLOUR = np.array([64, 255, 96], np.uint8)
 _TRACKER_BATCH = 16
 
 
-def _tracker(device):
+def _tracker(device, face: str = "largest"):
     from resyncer_core.face import FaceTracker
 
-    return adapter.MODEL_CACHE.get(("face_tracker", str(device)), lambda: FaceTracker(device, batch_size=_TRACKER_BATCH))
+    return adapter.MODEL_CACHE.get(("face_tracker", str(device), face),
+                                   lambda: FaceTracker(device, batch_size=_TRACKER_BATCH, face=face))
 
 
 def landmark_preview(crops_image, crop_points, valid) -> np.ndarray:
@@ -50,6 +51,8 @@ class ReSyncerTrackFace:
 
     @classmethod
     def INPUT_TYPES(cls):
+        from resyncer_core.face.selection import FACE_RULES
+
         return {
             "required": {
                 "images": ("IMAGE", {"tooltip": "Video frames showing one face."}),
@@ -61,11 +64,16 @@ class ReSyncerTrackFace:
             "optional": {
                 "device": (adapter.DEVICE_CHOICES, {"default": "auto", "tooltip": "Where the face detector and landmark "
                                                     "network run."}),
+                "face": (list(FACE_RULES), {"default": "largest", "tooltip": "With several faces in view, the one to "
+                                            "track: the largest, the one nearest the centre, or face_index from the "
+                                            "left. It is then followed from frame to frame."}),
+                "face_index": ("INT", {"default": 0, "min": 0, "max": 64, "step": 1,
+                                       "tooltip": "With face = index: which face, counted from the left (0 first)."}),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
-    def track(self, images, fps, smoothing=0.5, device="auto", unique_id=None):
+    def track(self, images, fps, smoothing=0.5, device="auto", face="largest", face_index=0, unique_id=None):
         from resyncer_core.errors import ResyncerInputError
         from resyncer_core.face import lower_face_mask
         from resyncer_core.stages.progress import monitored_batches
@@ -74,7 +82,8 @@ class ReSyncerTrackFace:
         frames = images[..., :3]
         if frames.ndim != 4 or len(frames) == 0:
             raise ResyncerInputError(f"Track Face needs at least one frame [T,H,W,3], got shape {list(frames.shape)}")
-        tracker = _tracker(adapter.torch_device(device))
+        tracker = _tracker(adapter.torch_device(device), f"index {face_index}" if face == "index" else face)
+        tracker.most_faces_seen = 0  # the count reported below is this run's
         progress = adapter.Progress(len(frames) + 1, unique_id)
         # One stream of batches: the tracker carries its state (the previous face) across them.
         batches = (frames[start:start + _TRACKER_BATCH] for start in range(0, len(frames), _TRACKER_BATCH))
@@ -85,7 +94,8 @@ class ReSyncerTrackFace:
         mask = mask_to_comfy(lower_face_mask(crop_mesh))
         progress.update_absolute(len(frames) + 1)
         preview = adapter.save_preview(landmark_preview(crops, crop_mesh.numpy(), track.valid), "ReSyncer_track")
-        info = {"frames": len(track), "faces": int(track.valid.sum()), "fps": float(fps)}
+        info = {"frames": len(track), "faces": int(track.valid.sum()), "fps": float(fps),
+                "faces_in_view": tracker.most_faces_seen, "followed": tracker.face.describe()}
         return {"ui": {"images": preview, "resyncer": [info]}, "result": (track, crops, mask)}
 
 

@@ -15,6 +15,7 @@ from .common import (
     category,
     fps_input,
     image_to_uint8,
+    input_verdict,
     mono_to_audio,
     uint8_to_image,
 )
@@ -46,6 +47,12 @@ class ReSyncerLoadVideo:
                                                    "memory, so keep long videos short here."}),
             }
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, video):
+        from resyncer_core.video import probe_video
+
+        return input_verdict(lambda: probe_video(adapter.resolve_input_path(video)))
 
     @classmethod
     def IS_CHANGED(cls, video, start_frame=0, frame_limit=0):
@@ -103,6 +110,12 @@ class ReSyncerLoadAudio:
         }
 
     @classmethod
+    def VALIDATE_INPUTS(cls, audio_file):
+        from resyncer_core.audio import load_audio
+
+        return input_verdict(lambda: load_audio(adapter.resolve_input_path(audio_file)))  # NaN/inf refused too
+
+    @classmethod
     def IS_CHANGED(cls, audio_file, start_seconds=0.0, duration_seconds=0.0):
         return str(adapter.file_key(adapter.resolve_input_path(audio_file))) if str(audio_file).strip() else ""
 
@@ -142,6 +155,10 @@ class ReSyncerSaveVideo:
                 "audio": ("AUDIO", {"tooltip": "Soundtrack to mux in (mono); left out, the video is silent."}),
             },
         }
+
+    @classmethod
+    def VALIDATE_INPUTS(cls, filename_prefix):
+        return input_verdict(lambda: adapter.output_folder(filename_prefix))
 
     def save(self, images, fps, filename_prefix="ReSyncer/lipsync", crf=18, audio=None):
         from resyncer_core.audio import SAMPLE_RATE

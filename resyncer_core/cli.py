@@ -11,6 +11,7 @@ import sys
 from pathlib import Path
 
 from .errors import ResyncerInputError
+from .termination import TerminatedBySignal, stop_on_termination_signals
 
 
 class _OneLineParser(argparse.ArgumentParser):
@@ -31,10 +32,17 @@ def _add_models_commands(subcommands) -> None:
     init.add_argument("--preset", choices=_preset_names(), default="tiny",
                       help="tiny: seconds on a CPU, for tests; small: CPU demos; paper: the paper's sizes; "
                            "paper-whisper: paper sizes on the shipped Whisper encoder")
-    init.add_argument("-o", "--output", required=True, type=Path, help="folder to write the checkpoints into")
+    init.add_argument("-o", "--output", required=True, type=_folder_argument, help="folder to write the checkpoints into")
     init.add_argument("--seed", type=int, default=0, help="random seed of the initialisation")
     init.add_argument("--force", action="store_true", help="overwrite checkpoints already in the folder")
     init.set_defaults(handler=_run_models_init)
+
+
+def _folder_argument(text: str) -> Path:
+    # Path("") is the working directory: an empty -o (an unset shell variable) must not mean "here".
+    if not text.strip():
+        raise argparse.ArgumentTypeError("the folder name is empty; give a folder such as models")
+    return Path(text)
 
 
 def _preset_names() -> tuple[str, ...]:
@@ -43,7 +51,10 @@ def _preset_names() -> tuple[str, ...]:
 
 
 def _run_models_init(args) -> int:
+    from .cli_options import quiet_model_loading
     from .models.presets import init_models
+
+    quiet_model_loading()  # transformers' "Writing model shards" bar would be a second stderr line
     written = init_models(args.preset, args.output, seed=args.seed, overwrite=args.force)
     for name, path in written.items():
         print(f"{name}: {path}")
@@ -69,13 +80,17 @@ def build_parser() -> argparse.ArgumentParser:
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
     try:
-        return args.handler(args)
+        with stop_on_termination_signals():
+            return args.handler(args)
     except ResyncerInputError as error:
         print(f"resyncer: error: {error}", file=sys.stderr)
         return 2
     except KeyboardInterrupt:
         print("resyncer: interrupted", file=sys.stderr)
         return 130
+    except TerminatedBySignal as stop:
+        print(f"resyncer: {stop}", file=sys.stderr)
+        return stop.exit_status
 
 
 if __name__ == "__main__":

@@ -4,6 +4,7 @@ short synthetic talking clips, speech WAVs and a clip without any face."""
 from __future__ import annotations
 
 import functools
+from fractions import Fraction
 from pathlib import Path
 
 import numpy as np
@@ -60,3 +61,39 @@ def faceless_clip(path: Path, frames: int, size=SMALL_SIZE) -> Path:
 def leftovers(folder: Path, name: str) -> list[Path]:
     """`name` itself and any temporary file the writer made for it."""
     return [path for path in folder.iterdir() if path.name == name or path.name.startswith(f".{name}.")]
+
+
+def two_face_clip(path: Path, frames: int) -> Path:
+    """An mp4 of two synthetic talking heads side by side, 240×400: a large one on the left
+    (about 75 px wide) and a smaller one on the right (about 60 px)."""
+    from resyncer_core.synth.talking_clip import TalkingHeadRenderer
+
+    large = TalkingHeadRenderer(frames, FPS, (240, 200), seed=0).render(np.arange(frames))
+    small = TalkingHeadRenderer(frames, FPS, (160, 160), seed=1).render(np.arange(frames))
+    clip = np.empty((frames, 240, 400, 3), np.uint8)
+    clip[:] = large[:, :1, :1]  # the backdrop's top tone behind the small head's panel
+    clip[:, :, :200] = large
+    clip[:, 40:200, 220:380] = small
+    with VideoWriter(path, FPS, (240, 400), preset="ultrafast") as writer:
+        writer.write(clip)
+    return path
+
+
+def variable_rate_clip(path: Path, source: Path, frame_times_ms: list[int]) -> Path:
+    """The first len(frame_times_ms) frames of `source` re-encoded with those presentation
+    times (milliseconds): a variable-frame-rate mp4, as phones record."""
+    import av
+
+    from resyncer_core.video import read_frames
+
+    frames = read_frames(source, stop=len(frame_times_ms))
+    with av.open(str(path), "w") as container:
+        stream = container.add_stream("libx264", rate=1000)
+        stream.width, stream.height, stream.pix_fmt = frames.shape[2], frames.shape[1], "yuv420p"
+        stream.codec_context.time_base = Fraction(1, 1000)
+        for rgb, millisecond in zip(frames, frame_times_ms):
+            frame = av.VideoFrame.from_ndarray(rgb, format="rgb24")
+            frame.pts, frame.time_base = millisecond, Fraction(1, 1000)
+            container.mux(stream.encode(frame))
+        container.mux(stream.encode(None))
+    return path

@@ -8,7 +8,7 @@ import json
 import sys
 
 import pytest
-from comfy_stubs.harness import REPO, load_pack_as_comfyui, tiny_models
+from comfy_stubs.harness import REPO, load_pack_as_comfyui, synthetic_clip, tiny_models
 
 from resyncer_core.graph import context
 from resyncer_core.graph.executor import GraphExecutor, types_compatible
@@ -112,6 +112,10 @@ def test_ui_and_api_describe_the_same_graph(flow, classes):
 @pytest.mark.parametrize("flow", FLOWS)
 def test_api_workflow_passes_the_executors_validation_with_tiny_models(flow, classes):
     api = json.loads((WORKFLOWS / f"{flow}_api.json").read_text())
+    for node in api.values():  # the placeholder file names, pointed at a real clip (validation opens them)
+        for name in ("video", "audio_file"):
+            if name in node["inputs"]:
+                node["inputs"][name] = str(synthetic_clip(1.0))
     with context.scoped(models_dir=tiny_models()):
         order = GraphExecutor(classes).validate(api)
     assert set(order) == set(api)  # every node feeds the saved video

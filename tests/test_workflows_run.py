@@ -4,6 +4,7 @@ an interrupt during the generator loop stops within one batch and leaves no outp
 from __future__ import annotations
 
 import json
+import sys
 
 import pytest
 from comfy_stubs.harness import (
@@ -40,8 +41,9 @@ def _node(prompt: dict, class_type: str) -> str:
     return node_id
 
 
-def test_cli_runs_the_lipsync_workflow_in_process(tmp_path, capsys):
+def test_cli_runs_the_lipsync_workflow_in_process(tmp_path, capsys, monkeypatch):
     clip = synthetic_clip(2.0)
+    monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # progress lines are for a terminal
     code = main(["run-workflow", str(WORKFLOWS / "lipsync_api.json"), "--set", f"Target video.video={clip}",
                  "--set", f"Speech.audio_file={clip}", "--models", str(tiny_models()), "--output-dir", str(tmp_path),
                  "--device", "cpu"])
@@ -61,8 +63,9 @@ def test_cli_input_errors_are_one_line(tmp_path, capsys):
                  "--set", f"Speech.audio_file={clip}", "--models", str(models), "--output-dir", str(tmp_path), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
-    assert "node 1 (ReSyncerLoadVideo) failed: video file /nonexistent.mp4 does not exist" in err
+    assert "node 1 (ReSyncerLoadVideo), input 'video': video file /nonexistent.mp4 does not exist" in err
     code = main(["run-workflow", str(WORKFLOWS / "lipsync_api.json"), "--set", "6.model=missing.safetensors",
+                 "--set", f"Target video.video={clip}", "--set", f"Speech.audio_file={clip}",
                  "--models", str(tiny_models()), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and "node 6 (ReSyncerLoadGenerator), input 'model': 'missing.safetensors' is not one of the choices" in err

@@ -31,6 +31,8 @@ NODE_WIDTH = 320
 ROW_GAP = 40
 
 PREVIEW_HEIGHT = 300  # room under Track Face / Mesh Overlay / Face Identity for their preview sheet
+# Track Face with several faces in view: the largest one (face.selection's default rule).
+FOLLOW_LARGEST_FACE = {"face": "largest", "face_index": 0}
 PREVIEW_NODES = {"ReSyncerTrackFace", "ReSyncerMeshOverlay", "ReSyncerFaceIdentity"}
 GROUP_PADDING = 24
 GROUP_TITLE_HEIGHT = 50
@@ -120,7 +122,7 @@ def _target_and_speech(flow: Flow) -> tuple[Node, Node, Node]:
     speech = flow.add("ReSyncerLoadAudio", "Speech", "inputs", audio_file="speech.wav", start_seconds=0.0,
                       duration_seconds=0.0)
     track = flow.add("ReSyncerTrackFace", "Track target face", "face", images=target["images"], fps=target["fps"],
-                     smoothing=0.5, device="auto")
+                     smoothing=0.5, device="auto", **FOLLOW_LARGEST_FACE)
     return target, speech, track
 
 
@@ -154,7 +156,7 @@ def style_transfer() -> Flow:
     wav2vec2, syncformer, generator = _models(flow)
     reference = flow.add("ReSyncerLoadVideo", "Style video", "inputs", video="style.mp4", start_frame=0, frame_limit=0)
     reference_track = flow.add("ReSyncerTrackFace", "Track style face", "face", images=reference["images"],
-                               fps=reference["fps"], smoothing=0.5, device="auto")
+                               fps=reference["fps"], smoothing=0.5, device="auto", **FOLLOW_LARGEST_FACE)
     style = flow.add("ReSyncerStyleReference", "Style Reference (other person)", "audio",
                      face_track=reference_track["face_track"], start=-1, length=90)
     meshes = _audio_meshes(flow, speech, target, track, style, wav2vec2, syncformer)
@@ -170,9 +172,9 @@ def video_driven() -> Flow:
     target = flow.add("ReSyncerLoadVideo", "Target video", "inputs", video="target.mp4", start_frame=0, frame_limit=0)
     driver = flow.add("ReSyncerLoadVideo", "Driver video", "inputs", video="driver.mp4", start_frame=0, frame_limit=0)
     track = flow.add("ReSyncerTrackFace", "Track target face", "face", images=target["images"], fps=target["fps"],
-                     smoothing=0.5, device="auto")
+                     smoothing=0.5, device="auto", **FOLLOW_LARGEST_FACE)
     driver_track = flow.add("ReSyncerTrackFace", "Track driver face", "face", images=driver["images"],
-                            fps=driver["fps"], smoothing=0.5, device="auto")
+                            fps=driver["fps"], smoothing=0.5, device="auto", **FOLLOW_LARGEST_FACE)
     generator = flow.add("ReSyncerLoadGenerator", "Load ReSync Generator", "models", model="generator.safetensors",
                          device="auto")
     meshes = flow.add("ReSyncerMeshesFromVideo", "Meshes From Video", "meshes", driver_track=driver_track["face_track"],

@@ -75,6 +75,8 @@ def _load_file(path: Path, rate: int = SAMPLE_RATE) -> np.ndarray:
             raise _undecodable(path, error) from None
     if waveform.size == 0:
         raise ResyncerInputError(f"{path} contains no audio samples; choose a file with sound in it.")
+    if not np.isfinite(waveform).all():  # float WAVs can hold them; every later stage would turn to NaN
+        raise ResyncerInputError(f"{path} contains NaN or infinite samples; re-export the audio as 16-bit PCM.")
     return waveform
 
 

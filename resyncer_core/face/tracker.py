@@ -42,6 +42,7 @@ from .detector import FaceDetection, FaceDetector
 from .landmark_model import NUM_LANDMARKS, FaceLandmarkModel, roi_from_detection, roi_from_landmarks
 from .observation import FaceObservation
 from .roi_warp import SquareRois
+from .selection import FaceChoice, FaceSelector
 
 DEFAULT_SMOOTHING = 0.5
 
@@ -75,10 +76,13 @@ def as_rgb_uint8(images, *, leading_axes: int) -> np.ndarray:
 
 class FaceTracker:
     """Face detection and landmark tracking on `device` ("cpu", "cuda", …); the networks load on
-    first use."""
+    first use. With several faces in view, `face` says which one to follow (face.selection:
+    "largest", "center" or "index N"); `most_faces_seen` counts the most found in one frame."""
 
     def __init__(self, device: str | torch.device = "cpu", *, min_detection_score: float = 0.5,
-                 min_presence: float = 0.5, batch_size: int = 16):
+                 min_presence: float = 0.5, batch_size: int = 16, face: FaceChoice | str = "largest"):
+        self.face = FaceChoice.parse(face)
+        self.most_faces_seen = 0
         self.device = torch.device(device)
         self.min_presence = min_presence
         self.batch_size = batch_size
@@ -94,7 +98,7 @@ class FaceTracker:
     # ----------------------------------------------------------------------------------- stills
 
     def detect(self, image) -> FaceObservation | None:
-        """The most confident face in one image, or None when there is none."""
+        """The face the `face` rule picks in one image, or None when there is none."""
         return self.detect_many([image])[0]
 
     def detect_many(self, images: Sequence) -> list[FaceObservation | None]:
@@ -109,10 +113,11 @@ class FaceTracker:
                 chunk = indices[start:start + self.batch_size]
                 frames = self._to_device(np.stack([prepared[i] for i in chunk]))
                 detections = self.detector.detect(frames)
-                found = [k for k, faces in enumerate(detections) if faces]
+                picked = [self._selector().pick(faces, frames.shape[1:3]) for faces in detections]
+                found = [k for k, face in enumerate(picked) if face is not None]
                 if not found:
                     continue
-                best = [detections[k][0] for k in found]
+                best = [picked[k] for k in found]
                 observations = self._landmarks_from_detections(frames[found], best)
                 for k, observation in zip(found, observations):
                     results[chunk[k]] = observation
@@ -128,6 +133,12 @@ class FaceTracker:
                 if presence[k] >= self.min_presence else None
                 for k, d in enumerate(detections)]
 
+    def _selector(self) -> FaceSelector:
+        return FaceSelector(self.face, on_count=self._count_faces)
+
+    def _count_faces(self, count: int) -> None:
+        self.most_faces_seen = max(self.most_faces_seen, count)
+
     # ----------------------------------------------------------------------------------- clips
 
     def iter_landmarks(self, frame_batches: Iterable) -> Iterator[tuple[np.ndarray, np.ndarray]]:
@@ -135,6 +146,7 @@ class FaceTracker:
         the tracking state across batches; yields (landmarks float32 [t, 468, 3], valid bool [t])
         per batch, so a long video never has to be in memory as a whole."""
         previous_roi: SquareRois | None = None
+        selector = self._selector()
         for batch in frame_batches:
             frames = self._to_device(as_rgb_uint8(batch, leading_axes=1))
             count = frames.shape[0]
@@ -158,8 +170,8 @@ class FaceTracker:
                     points, presence = self.landmark_model.predict(frame, previous_roi)
                     if presence.item() < self.min_presence:
                         points = None  # lost: try the detector on this same frame
-                if points is None and (found := detections_at(index)):
-                    detected = self._landmarks_from_detections(frame, found[:1])[0]
+                if points is None and (chosen := selector.pick(detections_at(index), frame.shape[1:3])) is not None:
+                    detected = self._landmarks_from_detections(frame, [chosen])[0]
                     if detected is not None:
                         points = torch.from_numpy(detected.landmarks[None]).to(self.device)
                 if points is None:
@@ -169,6 +181,7 @@ class FaceTracker:
                 previous_roi = roi_from_landmarks(points)
                 landmarks[index] = points[0].cpu().numpy()
                 valid[index] = True
+                selector.follow(landmarks[index])
             yield landmarks, valid
 
     def track_landmarks(self, frames) -> tuple[np.ndarray, np.ndarray]:

@@ -11,8 +11,10 @@ from __future__ import annotations
 import argparse
 import signal
 import sys
+import tempfile
 from pathlib import Path
 
+from ..cli_options import quiet_model_loading
 from ..errors import ResyncerInputError
 
 
@@ -37,16 +39,18 @@ def add_run_workflow_parser(subcommands) -> argparse.ArgumentParser:
                         help="in-process: the ReSyncer node pack folder (default: $RESYNCER_PACK_DIR or this checkout)")
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="--server: give up waiting after this many seconds")
-    parser.add_argument("--quiet", action="store_true", help="print only the output files")
+    parser.add_argument("--quiet", action="store_true",
+                        help="print only the output files (progress is shown only on a terminal anyway)")
     parser.set_defaults(handler=run_workflow_command)
     return parser
 
 
 class _Reporter:
-    """One stderr line per node started and per progress step worth showing."""
+    """One stderr line per node started and per progress step worth showing, on a terminal
+    only: in logs and scripts an error stays the last and only line on stderr."""
 
     def __init__(self, prompt: dict, quiet: bool):
-        self.prompt, self.quiet = prompt, quiet
+        self.prompt, self.quiet = prompt, quiet or not sys.stderr.isatty()
         self.last_progress: dict[str, int] = {}
 
     def __call__(self, event: str, data: dict) -> None:
@@ -103,9 +107,14 @@ def _run_in_process(args, prompt: dict, reporter: _Reporter) -> int:
     registry = load_node_registry(args.pack)
     executor = GraphExecutor(registry, listener=reporter)
     output_dir = args.output_dir.resolve()
+    with context.scoped(models_dir=args.models, output_dir=output_dir):
+        executor.validate(prompt)  # bad inputs fail here, before any model loads
+    quiet_model_loading()
     previous_handler = _install_interrupt_handler()
     try:
-        with context.scoped(models_dir=args.models, output_dir=output_dir, device=args.device):
+        # Previews are for a UI; headless they go to a folder of this run's own, removed after it.
+        with tempfile.TemporaryDirectory(prefix="resyncer-run-") as previews, \
+                context.scoped(models_dir=args.models, output_dir=output_dir, temp_dir=previews, device=args.device):
             result = executor.execute(prompt)
     except GraphInterrupted as interrupted:
         print(f"resyncer: {interrupted}; no output was written by unfinished nodes", file=sys.stderr)
@@ -140,6 +149,7 @@ def _install_interrupt_handler():
         if context.interrupt_requested():
             raise KeyboardInterrupt
         context.request_interrupt()
-        print("resyncer: stopping at the next checkpoint (Ctrl-C again to stop now)", file=sys.stderr)
+        if sys.stderr.isatty():  # off a terminal the closing "interrupted" line stays the only one
+            print("resyncer: stopping at the next checkpoint (Ctrl-C again to stop now)", file=sys.stderr)
 
     return signal.signal(signal.SIGINT, handler)

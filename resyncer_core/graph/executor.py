@@ -13,8 +13,9 @@ What the executor does, in ComfyUI's manner:
 - runs only the nodes an output node (OUTPUT_NODE = True) depends on, in topological order;
 - validates every such node first (class exists, links point at existing outputs of a
   compatible type, widget values convert and lie within min/max or in the combo list,
-  required inputs present) and reports the first problem as one line naming the node id,
-  its class and the input; a missing widget value takes the input's default;
+  required inputs present, and the node's own VALIDATE_INPUTS when it has one, so missing
+  files and bad paths fail before any node runs) and reports the first problem as one line
+  naming the node id, its class and the input; a missing widget value takes the input's default;
 - caches outputs between `execute` calls on one executor: a node runs again only when its
   class, its widget values, its upstream results or its IS_CHANGED value change;
 - runs node code under torch.inference_mode(), as ComfyUI does (inference_mode=False turns it off);
@@ -27,6 +28,7 @@ Not supported (rejected at validation): INPUT_IS_LIST / OUTPUT_IS_LIST list mapp
 
 from __future__ import annotations
 
+import inspect
 import json
 import math
 import time
@@ -393,7 +395,36 @@ class GraphExecutor:
             _, problem = _convert_widget(spec, value)
             if problem:
                 problems.append((node_id, class_type, name, problem))
+        if not problems and hasattr(node_class, "VALIDATE_INPUTS"):
+            problems.extend(self._node_validation(node_class, node_id, class_type, inputs, specs))
         return problems
+
+    def _node_validation(self, node_class: type, node_id: str, class_type: str, inputs: dict,
+                         specs: dict[str, _InputSpec]) -> list[tuple[str, str, str | None, str]]:
+        """The node's own VALIDATE_INPUTS, as ComfyUI calls it: with the literal values of the
+        inputs it names (defaults where left out; not called while one of them is a link),
+        returning True or a message. Files and paths are checked here, before anything runs."""
+        validate = node_class.VALIDATE_INPUTS
+        values = {}
+        for name, parameter in inspect.signature(validate).parameters.items():
+            spec = specs.get(name)
+            if spec is None or (name in inputs and is_link(inputs[name])):
+                if parameter.default is inspect.Parameter.empty:
+                    return []
+                continue
+            if name in inputs:
+                values[name], _ = _convert_widget(spec, inputs[name])
+            elif self._has_default(spec):
+                values[name] = self._default(spec)
+        try:
+            verdict = validate(**values)
+        except Exception as error:  # noqa: BLE001  a failing check is reported as the node's problem
+            verdict = str(error) or type(error).__name__
+        if verdict is True:
+            return []
+        message = str(verdict).strip().splitlines()[0] if str(verdict).strip() else "its inputs were refused"
+        named = list(values)
+        return [(node_id, class_type, named[0] if len(named) == 1 else None, message)]
 
     @staticmethod
     def _has_default(spec: _InputSpec) -> bool:

@@ -104,7 +104,13 @@ def init_models(preset: str, output_dir: str | Path, seed: int = 0, overwrite: b
     existing = [path for path in targets.values() if path.exists()]
     if existing and not overwrite:
         raise ResyncerInputError(f"{existing[0]} already exists; pass --force to overwrite or pick another folder")
-    output_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        output_dir.mkdir(parents=True, exist_ok=True)
+    except (FileExistsError, NotADirectoryError):
+        raise ResyncerInputError(f"{output_dir} is a file or lies under one; give a folder to write the models into") from None
+    except OSError as error:
+        raise ResyncerInputError(f"cannot create the models folder {output_dir} ({error.strerror}); "
+                                 "choose a writable folder") from None
 
     metadata = {INITIALISATION_KEY: "random", "resyncer.preset": preset, "resyncer.seed": str(seed)}
     written: dict[str, Path] = {}

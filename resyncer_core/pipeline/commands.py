@@ -19,6 +19,9 @@ def _add_render_arguments(parser: argparse.ArgumentParser) -> None:
                         help="blend-mask erosion and blur in crop pixels (0: hard edge)")
     parser.add_argument("--crf", type=int, default=18, help="x264 quality, 0 (lossless) … 51 (default 18)")
     parser.add_argument("--x264-preset", default="medium", help="x264 speed preset (default medium)")
+    parser.add_argument("--face", nargs="+", default=["largest"], metavar="RULE",
+                        help="with several faces in view, the one to edit: largest (default), center (nearest the "
+                             "middle) or index N (the N-th from the left, 0 first); followed from frame to frame")
 
 
 def _add_length_arguments(parser: argparse.ArgumentParser, driving: str) -> None:
@@ -74,6 +77,27 @@ def add_swap_parser(subcommands) -> None:
     parser.set_defaults(handler=_run_swap)
 
 
+def _check_inputs(args, videos=(), audios=()):
+    """Every input file, the output path and the options that need no model, checked before
+    any model loads (a bad run fails in well under a second); returns the tracker to use."""
+    from ..audio import load_audio
+    from ..face import FaceTracker
+    from ..stages.model_files import resolve_device
+    from ..video import probe_video
+    from ..video.writer import check_encoder_settings
+    from .engine import check_output_path
+
+    check_output_path(args.output, *videos, *audios)
+    for video in videos:
+        if video is not None:
+            probe_video(video)
+    for audio in audios:
+        if audio is not None:
+            load_audio(audio)  # also refuses NaN and infinite samples
+    check_encoder_settings(args.crf, args.x264_preset)
+    return FaceTracker(resolve_device(args.device), face=" ".join(args.face))
+
+
 def _render_setup(args, with_audio: bool):
     from ..stages.model_files import load_pipeline_models
     from .engine import RenderOptions
@@ -87,34 +111,44 @@ def _render_setup(args, with_audio: bool):
     return models, options
 
 
-def _finish(result) -> int:
+def _finish(result, tracker) -> int:
     if sys.stderr.isatty():
         print(file=sys.stderr)  # end the progress line
     print(result.summary())
+    if tracker.most_faces_seen > 1:
+        print(f"up to {tracker.most_faces_seen} faces in view: edited {tracker.face.describe()} "
+              "(choose another with --face)")
+    if result.frames_written and result.frames_without_face == result.frames_written:
+        print(f"resyncer: warning: no face was found in any frame shown, so {result.output} shows the video "
+              "unchanged", file=sys.stderr)
     return 0
 
 
 def _run_lipsync(args) -> int:
     from .lipsync import lipsync_video
 
+    tracker = _check_inputs(args, videos=(args.video, args.style_from), audios=(args.audio,))
     models, options = _render_setup(args, with_audio=True)
     return _finish(lipsync_video(args.video, args.audio, args.output, models, style_from=args.style_from,
                                  long_audio=args.long_audio, short_audio=args.short_audio, options=options,
-                                 callbacks=terminal_callbacks()))
+                                 callbacks=terminal_callbacks(), tracker=tracker), tracker)
 
 
 def _run_drive(args) -> int:
     from .drive import drive_video
 
+    tracker = _check_inputs(args, videos=(args.video, args.driver))
     models, options = _render_setup(args, with_audio=False)
     return _finish(drive_video(args.video, args.driver, args.output, models, long_audio=args.long_audio,
-                               short_audio=args.short_audio, options=options, callbacks=terminal_callbacks()))
+                               short_audio=args.short_audio, options=options, callbacks=terminal_callbacks(),
+                               tracker=tracker), tracker)
 
 
 def _run_swap(args) -> int:
     from .swap import swap_video
 
+    tracker = _check_inputs(args, videos=(args.video, args.identity), audios=(args.audio,))
     models, options = _render_setup(args, with_audio=args.audio is not None)
     return _finish(swap_video(args.video, args.identity, args.output, models, audio=args.audio,
                               long_audio=args.long_audio, short_audio=args.short_audio, options=options,
-                              callbacks=terminal_callbacks()))
+                              callbacks=terminal_callbacks(), tracker=tracker), tracker)

@@ -15,7 +15,7 @@ from ..face import FaceTracker
 from ..stages.functions import meshes_from_driver, select_frames
 from ..stages.model_files import PipelineModels
 from ..stages.progress import PipelineCallbacks, StageClock
-from ..stages.tracking import track_video
+from ..stages.tracking import require_a_face, track_video
 from ..video import probe_video
 from .chunking import soundtrack_for, track_for_plan
 from .engine import PipelineResult, RenderJob, RenderOptions, check_output_path, render_video
@@ -39,7 +39,8 @@ def drive_video(video: str | os.PathLike, driver: str | os.PathLike, output: str
     clock = StageClock()
     info, driver_info = probe_video(video), probe_video(driver)
     tracker = tracker or FaceTracker(models.device)
-    driver_track = track_video(tracker, driver, clock=clock, callbacks=callbacks, info=driver_info)
+    driver_track = require_a_face(track_video(tracker, driver, clock=clock, callbacks=callbacks, info=driver_info),
+                                  f"driver video {driver}")
     driver_indices = driver_frames_at(len(driver_track), driver_info.frame_rate, info.frame_rate)
     track, plan = track_for_plan(tracker, info, len(driver_indices), long_audio, short_audio, clock, callbacks)
     # Output frames past the driver's end ("pad") keep the target's template: a closed, neutral mouth.

@@ -33,6 +33,7 @@ from ..stages.functions import (
 )
 from ..stages.progress import STAGES, PipelineCallbacks, StageClock
 from ..video import VideoWriter
+from ..video.partial_file import check_output_location
 
 OUTPUT_SUFFIXES = (".mp4", ".m4v", ".mov")
 
@@ -100,7 +101,7 @@ class PipelineResult:
 def check_output_path(output: str | os.PathLike, *inputs: str | os.PathLike | None) -> Path:
     """Refuses an output the writer cannot make, or one that would overwrite an input, before
     any work is done."""
-    output = Path(output)
+    output = check_output_location(output)
     if output.suffix.lower() not in OUTPUT_SUFFIXES:
         raise ResyncerInputError(f"output {output} has an unsupported extension; name it .mp4 (or .mov, .m4v)")
     for source in inputs:

@@ -17,7 +17,7 @@ from ..audio import frame_count_for, load_audio
 from ..face import FaceTracker
 from ..stages.model_files import PipelineModels
 from ..stages.progress import PipelineCallbacks, StageClock
-from ..stages.tracking import track_video
+from ..stages.tracking import require_a_face, track_video
 from ..video import probe_video
 from .audio_driving import audio_driven_meshes
 from .chunking import soundtrack_for, track_for_plan
@@ -41,9 +41,9 @@ def lipsync_video(video: str | os.PathLike, audio: str | os.PathLike, output: st
     tracker = tracker or FaceTracker(models.device)
     track, plan = track_for_plan(tracker, info, frame_count_for(len(waveform), info.fps), long_audio, short_audio,
                                  clock, callbacks)
-    style_track = track if style_info is None else track_video(
+    style_track = track if style_info is None else require_a_face(track_video(
         tracker, style_from, round(STYLE_SEARCH_SECONDS * style_info.fps), clock=clock, callbacks=callbacks,
-        info=style_info)
+        info=style_info), f"style video {style_from}")
     meshes = audio_driven_meshes(models, waveform, info.fps, plan.frame_count, style_track,
                                  video if style_from is None else style_from, track.template, clock, callbacks)
     job = RenderJob(video_path=info.path, frame_rate=info.frame_rate, track=track, source_indices=plan.source_indices,

@@ -5,7 +5,8 @@ backwards through the file. Contiguous forward reads continue the open decoder (
 counted exactly as video.iter_frames counts them); any other read seeks to the keyframe
 before the wanted frame and decodes forward from there, so a backward step costs at most one
 GOP of decoding instead of the whole file. Seeks locate frames by timestamp, which assumes a
-constant frame rate; a seek that lands past the wanted frame falls back to the file's start.
+constant frame rate; a seek that lands past the wanted frame falls back to the file's start,
+which reopens the file (image demuxers, e.g. a JPEG still, cannot seek).
 
 video.reader has no seeking API yet, so this uses its private opening and pixel-conversion
 helpers rather than duplicating them.
@@ -35,10 +36,13 @@ class FrameSource:
     def __init__(self, path: str | os.PathLike):
         self.path = Path(path)
         self._stack = ExitStack()
-        self._container, self._stream = self._stack.enter_context(_open_video(self.path))
-        self._stream.thread_type = "AUTO"
         self._frames = None     # iterator of decoded av.VideoFrame
         self._next_index = 0    # index of the frame self._frames yields next
+        self._open()
+
+    def _open(self) -> None:
+        self._container, self._stream = self._stack.enter_context(_open_video(self.path))
+        self._stream.thread_type = "AUTO"
 
     def __enter__(self) -> FrameSource:
         return self
@@ -84,5 +88,10 @@ class FrameSource:
                 if 0 <= index <= target:
                     self._frames, self._next_index = itertools.chain([first], frames), index
                     return
-        self._container.seek(origin, stream=stream, backward=True)
-        self._frames, self._next_index = self._container.decode(stream), 0
+        # Back to the start by opening the file again (unless nothing was decoded yet): image
+        # demuxers (a JPEG still) cannot seek at all, and a fresh decoder is what iter_frames
+        # counted frames with.
+        if self._frames is not None or target > 0:
+            self._stack.close()
+            self._open()
+        self._frames, self._next_index = self._container.decode(self._stream), 0

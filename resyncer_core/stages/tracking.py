@@ -14,7 +14,7 @@ from ..face.track import FaceTrack
 from ..face.tracker import DEFAULT_SMOOTHING
 from ..video import VideoInfo, iter_frames, probe_video
 from .frame_source import FrameSource
-from .functions import FaceIdentity, choose_identity_frame, identity_from_frames, identity_from_track
+from .functions import FaceIdentity, choose_identity_frame, identity_from_track
 from .progress import PipelineCallbacks, StageClock, monitored_batches
 
 # The tracker's working memory grows with the chunk (720p: 32 frames peak ~190 MB higher than 8).
@@ -41,6 +41,15 @@ def track_video(tracker, path: str | os.PathLike, frame_limit: int | None = None
         return tracker.track_stream(reported, fps=info.fps, smoothing=smoothing)
 
 
+def require_a_face(track: FaceTrack, what: str) -> FaceTrack:
+    """`track` itself, or a one-line error naming `what` (e.g. "driver video clip.mp4") when
+    no frame of it has a face: a driver or style video without one would give an output no
+    different from silence, an identity without one nothing to put in."""
+    if not track.valid.any():
+        raise ResyncerInputError(f"{what} shows no face in any frame tracked; give one where a face is clearly visible")
+    return track
+
+
 def _read_image(path: Path) -> np.ndarray | None:
     """RGB uint8 [H,W,3] when `path` is a still image, None when it is not one."""
     try:
@@ -60,10 +69,10 @@ def identity_from_file(tracker, path: str | os.PathLike, clock: StageClock | Non
         raise ResyncerInputError(f"identity file {path} does not exist; give a face image or video")
     image = _read_image(path)
     if image is not None:
-        return identity_from_frames(tracker, image[None])
+        return identity_from_track(require_a_face(tracker.track(image[None]), f"identity image {path}"), image[None], 0)
     info = probe_video(path)
-    track = track_video(tracker, path, round(IDENTITY_SEARCH_SECONDS * info.fps), clock=clock, callbacks=callbacks,
-                        info=info)
+    track = require_a_face(track_video(tracker, path, round(IDENTITY_SEARCH_SECONDS * info.fps), clock=clock,
+                                       callbacks=callbacks, info=info), f"identity video {path}")
     index = choose_identity_frame(track)
     with FrameSource(path) as source:
         frame = source.read(index, index + 1)

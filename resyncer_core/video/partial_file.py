@@ -17,6 +17,22 @@ from pathlib import Path
 from ..errors import ResyncerInputError
 
 
+def check_output_location(path: str | os.PathLike) -> Path:
+    """Refuses, without creating anything, an output path no file can be written at: a
+    folder, a path under a file, or a folder this process may not write in."""
+    path = Path(path)
+    if path.is_dir():
+        raise ResyncerInputError(f"output path {path} is a folder; give the path of a file to create")
+    folder = path.absolute().parent
+    while not folder.exists() and folder != folder.parent:
+        folder = folder.parent
+    if not folder.is_dir():
+        raise ResyncerInputError(f"output {path} lies under the file {folder}; choose a path in a folder")
+    if not os.access(folder, os.W_OK | os.X_OK):
+        raise ResyncerInputError(f"cannot write to {path} (no permission in {folder}); choose a writable folder")
+    return path
+
+
 class PartialFile:
     """A temporary file next to `path`; `commit()` renames it onto `path`, `discard()` deletes it."""
 

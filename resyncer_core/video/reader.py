@@ -28,6 +28,9 @@ import numpy as np
 from ..errors import ResyncerInputError
 
 DEFAULT_CHUNK_SIZE = 32
+# A still image (PNG, JPEG, WebP, BMP, TIFF, GIF …) is a one-frame video at FFmpeg's image
+# default of 25 fps; a one-frame GIF declares no rate of its own (FFmpeg guesses 100).
+STILL_FRAME_RATE = Fraction(25)
 
 
 @dataclass(frozen=True)
@@ -77,7 +80,7 @@ def probe_video(path: str | os.PathLike) -> VideoInfo:
             width, height = height, width
         return VideoInfo(
             path=Path(path),
-            frame_rate=_frame_rate(stream, path),
+            frame_rate=STILL_FRAME_RATE if frame_count == 1 and not stream.average_rate else _frame_rate(stream, path),
             frame_count=frame_count,
             width=width,
             height=height,

@@ -61,7 +61,7 @@ class VideoWriter:
         self.frames_written = 0
         self.committed = False  # True once the finished file is at `path`
         muxer = _muxer(self.path)
-        _check_encoder_settings(crf, preset)
+        check_encoder_settings(crf, preset)
         self._waveform, self._sample_rate = _check_audio(audio) if audio is not None else (None, 0)
         self._audio_samples_written = 0
         self._pix_fmt = pix_fmt
@@ -211,7 +211,7 @@ def _encoded_size(size: tuple[int, int], pix_fmt: str) -> tuple[int, int]:
     return -(-height // height_multiple) * height_multiple, -(-width // width_multiple) * width_multiple
 
 
-def _check_encoder_settings(crf: int, preset: str) -> None:
+def check_encoder_settings(crf: int, preset: str) -> None:
     if not 0 <= crf <= 51:
         raise ResyncerInputError(f"crf {crf} is out of range; use 0 (lossless) to 51, 18 is visually lossless")
     if preset not in _X264_PRESETS:
