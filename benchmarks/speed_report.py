@@ -3,6 +3,7 @@
     python benchmarks/speed_report.py [--presets small paper] [--workloads generator train_step]
                                       [--batch 1] [--precision fp32|bf16|fp16] [--rounds 5]
                                       [--threads N] [--allocator tuned|system] [--channels-last]
+                                      [--generator TRAINED.safetensors]
 
 Every round times a 2048² float32 matmul and then each workload once, so every figure is
 divided by a peak measured minutes (not hours) apart on the same, possibly busy, machine;
@@ -11,9 +12,17 @@ the report prints medians over the rounds. Columns:
     GFLOP/sample   matmul/conv FLOPs counted by torch's FlopCounterMode (2 per multiply-add;
                    backward included for train_step; elementwise work not counted)
     ms/sample      median wall time of one call divided by the batch
+    cpu ms         user + system CPU time per sample (all threads), from getrusage
     GFLOP/s, %mm   achieved rate, and that rate over the same round's matmul rate
-    faults, sys ms minor page faults and kernel (system) CPU time per sample, from getrusage:
-                   what a per-call page-fault storm costs
+    %mm cpu        the same ratio from CPU time instead of wall time: on a machine shared with
+                   other jobs, wall time includes waiting for a core and CPU time does not
+                   (compare runs with --threads 1 there)
+    faults, sys ms minor page faults and kernel (system) CPU time per sample: what a per-call
+                   page-fault storm costs
+
+With --precision bf16/fp16 a line per preset gives the generator's PSNR against fp32 on the
+same crops: random weights, or --generator's trained ones (the figure that decides whether
+the faster precision is usable).
 
 Workloads (random weights; speed does not depend on the values):
     wav2vec2      encoding 4 s of audio at 25 fps, per video frame
@@ -28,7 +37,7 @@ Workloads (random weights; speed does not depend on the values):
 from __future__ import annotations
 
 import argparse
-import contextlib
+import math
 import resource
 import statistics
 import tempfile
@@ -40,7 +49,9 @@ import torch
 from torch.utils.flop_counter import FlopCounterMode
 
 from resyncer_core.models.discriminator import Discriminator
+from resyncer_core.models.checkpoint import load_checkpoint
 from resyncer_core.models.generator import ReSyncGenerator
+from resyncer_core.models.precision import PRECISIONS, autocast_for
 from resyncer_core.models.presets import _PRESETS, preset_config
 from resyncer_core.models.vgg19 import VGG19Features
 
@@ -48,7 +59,6 @@ FPS = 25
 WINDOW_FRAMES = 100
 MATMUL_SIDE = 2048
 WORKLOADS = ("wav2vec2", "syncformer", "generator", "discriminator", "train_step")
-PRECISIONS = {"fp32": None, "bf16": torch.bfloat16, "fp16": torch.float16}
 
 
 @dataclass
@@ -59,19 +69,21 @@ class Workload:
     inference: bool
 
 
-def matmul_gflops() -> float:
-    """One timed 2048² float32 matmul after a warm-up, in GFLOP/s."""
+def _cpu_seconds() -> float:
+    usage = resource.getrusage(resource.RUSAGE_SELF)
+    return usage.ru_utime + usage.ru_stime
+
+
+def matmul_rates() -> tuple[float, float]:
+    """One 2048² float32 matmul after a warm-up: GFLOP per wall second and per CPU second."""
     a = torch.randn(MATMUL_SIDE, MATMUL_SIDE)
     b = torch.randn(MATMUL_SIDE, MATMUL_SIDE)
     torch.mm(a, b)
-    start = time.perf_counter()
+    cpu, start = _cpu_seconds(), time.perf_counter()
     torch.mm(a, b)
-    return 2 * MATMUL_SIDE ** 3 / (time.perf_counter() - start) / 1e9
-
-
-def _autocast(precision: str):
-    dtype = PRECISIONS[precision]
-    return contextlib.nullcontext() if dtype is None else torch.autocast("cpu", dtype=dtype)
+    wall, cpu = time.perf_counter() - start, _cpu_seconds() - cpu
+    gflop = 2 * MATMUL_SIDE ** 3 / 1e9
+    return gflop / wall, gflop / max(cpu, 1e-6)
 
 
 def _train_step(generator, discriminator, vgg, overlay, reference, real, precision: str):
@@ -79,7 +91,7 @@ def _train_step(generator, discriminator, vgg, overlay, reference, real, precisi
                                                   reconstruction_loss)
 
     def step():
-        with _autocast(precision):
+        with autocast_for(precision, "cpu"):
             fake = generator(overlay, reference)
             discriminator.requires_grad_(False)
             with torch.no_grad():
@@ -88,7 +100,7 @@ def _train_step(generator, discriminator, vgg, overlay, reference, real, precisi
             loss = loss + generator_nonsaturating_loss(discriminator(fake))
         loss.backward()
         discriminator.requires_grad_(True)
-        with _autocast(precision):
+        with autocast_for(precision, "cpu"):
             d_loss = discriminator_logistic_loss(discriminator(real), discriminator(fake.detach()))
         d_loss.backward()
         generator.zero_grad(set_to_none=True)
@@ -106,7 +118,7 @@ def _workloads(preset: str, names: list[str], batch: int, precision: str, channe
 
     def inference(run):
         def call():
-            with torch.inference_mode(), _autocast(precision):
+            with torch.inference_mode(), autocast_for(precision, "cpu"):
                 run()
         return call
 
@@ -152,22 +164,43 @@ def _count_flops(workload: Workload) -> float:
     return counter.get_total_flops() / workload.samples
 
 
-def _timed_call(workload: Workload) -> tuple[float, float, float]:
-    """(seconds, minor page faults, kernel seconds) of one call."""
+@dataclass
+class Call:
+    wall: float     # seconds
+    cpu: float      # user + system seconds of this process (all threads)
+    system: float   # system seconds
+    faults: int     # minor page faults
+
+
+def _timed_call(workload: Workload) -> Call:
     before = resource.getrusage(resource.RUSAGE_SELF)
     start = time.perf_counter()
     workload.run()
-    seconds = time.perf_counter() - start
+    wall = time.perf_counter() - start
     after = resource.getrusage(resource.RUSAGE_SELF)
-    return seconds, after.ru_minflt - before.ru_minflt, after.ru_stime - before.ru_stime
+    system = after.ru_stime - before.ru_stime
+    return Call(wall, after.ru_utime - before.ru_utime + system, system, after.ru_minflt - before.ru_minflt)
+
+
+def precision_psnr(generator: ReSyncGenerator, precision: str, frames: int = 4) -> float:
+    """PSNR (dB, images in -1..1 clamped, peak-to-peak 2) of the generator's output at
+    `precision` against fp32, on fixed random crops."""
+    size = generator.config.size
+    crops = torch.rand(frames, 3, size, size, generator=torch.Generator().manual_seed(0)) * 2 - 1
+    with torch.inference_mode():
+        exact = generator(crops, crops).clamp(-1, 1)
+        with autocast_for(precision, "cpu"):
+            fast = generator(crops, crops).float().clamp(-1, 1)
+    mse = (fast - exact).pow(2).mean().item()
+    return math.inf if mse == 0 else 10 * math.log10(4.0 / mse)
 
 
 def report(presets: list[str], names: list[str], batch: int, precision: str, rounds: int,
-           channels_last: bool) -> None:
+           channels_last: bool, generator_path: Path | None = None) -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, batch {batch}, {precision}, "
           f"{'channels_last' if channels_last else 'contiguous'}, medians of {rounds} interleaved rounds")
-    print(f"{'preset':7} {'workload':14} {'params M':>9} {'GFLOP/smp':>10} {'ms/smp':>9} {'GFLOP/s':>8} "
-          f"{'%mm':>5} {'faults/smp':>11} {'sys ms/smp':>10} {'mm GFLOP/s':>10}")
+    print(f"{'preset':7} {'workload':14} {'params M':>8} {'GFLOP/smp':>9} {'ms/smp':>8} {'cpu ms':>8} "
+          f"{'GFLOP/s':>7} {'%mm':>5} {'%mm cpu':>7} {'faults/smp':>10} {'sys ms':>7} {'mm GF/s':>7}")
     with tempfile.TemporaryDirectory() as workdir:
         for preset in presets:
             for workload, modules in _workloads(preset, names, batch, precision, channels_last, Path(workdir)):
@@ -177,20 +210,30 @@ def report(presets: list[str], names: list[str], batch: int, precision: str, rou
                         module.requires_grad_(False)
                 gflop = _count_flops(workload) / 1e9
                 workload.run()  # warm-up after the counting pass
-                seconds, faults, system, peaks, ratios = [], [], [], [], []
+                calls, wall_ratios, cpu_ratios, peaks = [], [], [], []
                 for _ in range(rounds):
-                    peak = matmul_gflops()
-                    wall, fault, kernel = _timed_call(workload)
-                    seconds.append(wall / workload.samples)
-                    faults.append(fault / workload.samples)
-                    system.append(kernel / workload.samples)
-                    peaks.append(peak)
-                    ratios.append(gflop / seconds[-1] / peak)
-                wall = statistics.median(seconds)
-                print(f"{preset:7} {workload.name:14} {params:9.2f} {gflop:10.3f} {1000 * wall:9.1f} "
-                      f"{gflop / wall:8.1f} {100 * statistics.median(ratios):5.1f} "
-                      f"{statistics.median(faults):11.0f} {1000 * statistics.median(system):10.1f} "
-                      f"{statistics.median(peaks):10.1f}", flush=True)
+                    wall_peak, cpu_peak = matmul_rates()
+                    call = _timed_call(workload)
+                    calls.append(call)
+                    peaks.append(wall_peak)
+                    wall_ratios.append(gflop * workload.samples / call.wall / wall_peak)
+                    cpu_ratios.append(gflop * workload.samples / max(call.cpu, 1e-6) / cpu_peak)
+
+                def per_sample(field: str) -> float:
+                    return statistics.median(getattr(call, field) for call in calls) / workload.samples
+
+                wall = per_sample("wall")
+                print(f"{preset:7} {workload.name:14} {params:8.2f} {gflop:9.3f} {1000 * wall:8.1f} "
+                      f"{1000 * per_sample('cpu'):8.1f} {gflop / wall:7.1f} {100 * statistics.median(wall_ratios):5.1f} "
+                      f"{100 * statistics.median(cpu_ratios):7.1f} {per_sample('faults'):10.0f} "
+                      f"{1000 * per_sample('system'):7.1f} {statistics.median(peaks):7.1f}", flush=True)
+            if precision != "fp32":
+                if generator_path is None:
+                    generator, weights = ReSyncGenerator(preset_config(preset, "generator")), "random weights"
+                else:
+                    generator, weights = load_checkpoint(generator_path, kind="generator")[0], str(generator_path)
+                print(f"{preset:7} generator {precision} vs fp32: PSNR {precision_psnr(generator.eval(), precision):.1f} dB "
+                      f"({weights})", flush=True)
 
 
 def main() -> None:
@@ -202,6 +245,8 @@ def main() -> None:
     parser.add_argument("--precision", choices=list(PRECISIONS), default="fp32", help="autocast dtype (fp32: none)")
     parser.add_argument("--rounds", type=int, default=5)
     parser.add_argument("--threads", type=int, default=None, help="torch intra-op threads (default: torch's)")
+    parser.add_argument("--generator", type=Path, default=None,
+                        help="trained generator checkpoint for the PSNR of --precision against fp32 (default: random)")
     parser.add_argument("--channels-last", action="store_true", help="NHWC inputs and weights")
     parser.add_argument("--allocator", choices=["tuned", "system"], default="tuned",
                         help="tuned: resyncer's glibc settings (as the CLI and nodes use); system: glibc defaults")
@@ -211,7 +256,7 @@ def main() -> None:
     if args.allocator == "tuned":
         from resyncer_core.allocator import tune_memory_allocator
         print(f"allocator: {tune_memory_allocator()}")
-    report(args.presets, args.workloads, args.batch, args.precision, args.rounds, args.channels_last)
+    report(args.presets, args.workloads, args.batch, args.precision, args.rounds, args.channels_last, args.generator)
 
 
 if __name__ == "__main__":

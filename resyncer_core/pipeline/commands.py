@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..cli_options import add_model_arguments, quiet_model_loading, terminal_callbacks
+from ..models.precision import PRECISIONS
 from ..stages.functions import DEFAULT_FEATHER_PX, GENERATOR_BATCH_SIZE
 from .chunking import LONG_AUDIO_MODES, SHORT_AUDIO_MODES
 
@@ -19,6 +20,8 @@ def _add_render_arguments(parser: argparse.ArgumentParser) -> None:
                         help="blend-mask erosion and blur in crop pixels (0: hard edge)")
     parser.add_argument("--crf", type=int, default=18, help="x264 quality, 0 (lossless) … 51 (default 18)")
     parser.add_argument("--x264-preset", default="medium", help="x264 speed preset (default medium)")
+    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
+                        help="generator arithmetic: fp32, or bf16/fp16 autocast (faster, slightly different pixels)")
 
 
 def _add_length_arguments(parser: argparse.ArgumentParser, driving: str) -> None:
@@ -78,7 +81,7 @@ def _render_setup(args, with_audio: bool):
 
     quiet_model_loading()
     options = RenderOptions(batch_size=args.batch_size, feather=args.feather, crf=args.crf,
-                            x264_preset=args.x264_preset)
+                            x264_preset=args.x264_preset, precision=args.precision)
     models = load_pipeline_models(args.models, args.device, with_audio=with_audio, generator_path=args.generator)
     return models, options
 

@@ -19,6 +19,7 @@ import torch
 
 from ..errors import ResyncerInputError
 from ..face.track import FaceTrack
+from ..models.precision import check_precision
 from ..render import get_renderer
 from ..stages.frame_source import FrameSource
 from ..stages.functions import (
@@ -45,8 +46,10 @@ class RenderOptions:
     crf: int = 18                            # x264 quality (0 lossless … 51)
     x264_preset: str = "medium"
     renderer: str = "auto"                   # mesh rasteriser backend (render.get_renderer)
+    precision: str = "fp32"                  # generator autocast: fp32, bf16, fp16 (models/precision.py)
 
     def __post_init__(self) -> None:
+        check_precision(self.precision)
         if self.batch_size < 1 or self.chunk_size < 1:
             raise ResyncerInputError(f"batch size ({self.batch_size}) and chunk size ({self.chunk_size}) must be at least 1")
         if self.feather < 0:
@@ -130,9 +133,11 @@ def _render_chunk(job: RenderJob, frames: np.ndarray, track: FaceTrack, meshes: 
 
     with clock.measure("generator"):
         if job.identity_frame is None:
-            generated = generate_crops(generator, overlays, crops, options.batch_size, masks, after_batch)
+            generated = generate_crops(generator, overlays, crops, options.batch_size, masks, after_batch,
+                                       options.precision)
         else:
-            generated = swap_crops(generator, overlays, job.identity_frame, crops, options.batch_size, masks, after_batch)
+            generated = swap_crops(generator, overlays, job.identity_frame, crops, options.batch_size, masks, after_batch,
+                                   options.precision)
     with clock.measure("blend"):
         blended, regions = paste_back(face_frames, generated, face_track.crop_affine, masks, options.feather)
         if all_faces:
