@@ -216,7 +216,8 @@ def overlay_crops(frames, track: FaceTrack, meshes, mask_mode: str = "mouth",
     _check_track_length(track, len(meshes), "meshes")
     posed_new = posed_mesh_in_crop(meshes, track.pose, track.crop_affine)
     posed_tracked = posed_mesh_in_crop(torch.from_numpy(track.canonical), track.pose, track.crop_affine)
-    masks = torch.maximum(region_mask(posed_new), region_mask(posed_tracked))
+    both = region_mask(torch.cat([posed_new, posed_tracked]))  # one rasteriser call for the two meshes
+    masks = torch.maximum(both[:len(posed_new)], both[len(posed_new):])
     renderer = renderer if renderer is not None else get_renderer()
     triangles = torch.from_numpy(np.array(topology.triangles()))
     rendered = renderer.render(posed_new, triangles, CROP_SIZE).image.to(crops.device)
