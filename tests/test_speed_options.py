@@ -90,3 +90,41 @@ def test_cli_render_commands_take_precision():
     _add_render_arguments(parser)
     assert parser.parse_args(["--precision", "bf16"]).precision == "bf16"
     assert parser.parse_args([]).precision == "fp32"
+
+
+class _RecordingWriter:
+    def __init__(self, fail_on: int | None = None):
+        self.written: list[int] = []
+        self.fail_on = fail_on
+
+    def write(self, frames) -> None:
+        if int(frames[0]) == self.fail_on:
+            raise ValueError("encoder broke")
+        self.written.append(int(frames[0]))
+
+
+def test_encoder_thread_writes_chunks_in_order_and_hands_errors_to_the_caller():
+    import numpy as np
+
+    from resyncer_core.pipeline.engine import _EncoderThread
+
+    writer = _RecordingWriter()
+    with _EncoderThread(writer) as encoder:
+        for index in range(6):
+            encoder.write(np.full(3, index))
+    assert writer.written == list(range(6))
+
+    failing = _RecordingWriter(fail_on=2)
+    with pytest.raises(ValueError, match="encoder broke"):
+        with _EncoderThread(failing) as encoder:
+            for index in range(6):
+                encoder.write(np.full(3, index))
+    assert failing.written == [0, 1]
+
+    # An error in the main thread stops the encoder without writing what was still queued.
+    abandoned = _RecordingWriter()
+    with pytest.raises(KeyboardInterrupt):
+        with _EncoderThread(abandoned) as encoder:
+            encoder.write(np.full(3, 0))
+            raise KeyboardInterrupt
+    assert abandoned.written in ([], [0])

@@ -10,6 +10,8 @@ shows, which mask, and (for face swap) which identity frame I' goes into W.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -150,6 +152,54 @@ def _render_chunk(job: RenderJob, frames: np.ndarray, track: FaceTrack, meshes: 
     return output, pasted
 
 
+class _EncoderThread:
+    """Feeds a VideoWriter from a worker thread, so x264 encodes chunk k while the main thread
+    generates chunk k + 1 (PyAV releases the GIL while encoding). At most `depth` chunks wait
+    in the queue, which bounds memory. An encoding error is raised in the main thread at its
+    next write or at finish(); leaving the block with an exception drops the queued chunks
+    and stops the thread before the writer discards the file."""
+
+    def __init__(self, writer: VideoWriter, depth: int = 2):
+        self._writer = writer
+        self._queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._abandoned = False
+        self._thread = threading.Thread(target=self._run, name="resyncer-encoder", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (frames := self._queue.get()) is not None:
+            if self._error is None and not self._abandoned:
+                try:
+                    self._writer.write(frames)
+                except BaseException as error:  # handed to the main thread, which raises it
+                    self._error = error
+
+    def write(self, frames: np.ndarray) -> None:
+        self._raise_error()
+        self._queue.put(frames)
+
+    def finish(self) -> None:
+        """Waits until every queued chunk is encoded; raises the worker's error if any."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._raise_error()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> _EncoderThread:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is not None:
+            self._abandoned = True
+            self._error = None  # the exception already leaving the block is the one to report
+        self.finish()
+
+
 def _read_in_order(source: FrameSource, indices: np.ndarray) -> np.ndarray:
     """Frames `indices` (a forward run, or a ping-pong stretch) from one read of their range."""
     first, last = int(indices.min()), int(indices.max())
@@ -172,7 +222,8 @@ def render_video(job: RenderJob, generator, output: str | os.PathLike, options: 
     total = len(job.source_indices)
     without_face = int((~job.track.valid[job.source_indices]).sum())
     with FrameSource(job.video_path) as source, VideoWriter(output, job.frame_rate, (height, width), audio=job.audio,
-                                                            crf=options.crf, preset=options.x264_preset) as writer:
+                                                            crf=options.crf, preset=options.x264_preset) as writer, \
+            _EncoderThread(writer) as encoder:
         for start in range(0, total, options.chunk_size):
             callbacks.check_cancel()
             indices = job.source_indices[start:start + options.chunk_size]
@@ -183,10 +234,12 @@ def render_video(job: RenderJob, generator, output: str | os.PathLike, options: 
                                                   clock, callbacks)
             if callbacks.on_frames is not None:
                 callbacks.on_frames(OutputChunk(start, indices, frames, output_frames, pasted))
+            # "encode" times what the main thread waits for the encoder: a full queue, and the end.
             with clock.measure("encode"):
-                writer.write(output_frames)
+                encoder.write(output_frames)
             callbacks.report("render", start + len(indices), total)
         with clock.measure("encode"):
+            encoder.finish()
             writer.close()
     return PipelineResult(output=Path(output), frames_written=total, frames_without_face=without_face,
                           fps=float(job.frame_rate), stage_seconds=dict(clock.seconds))
