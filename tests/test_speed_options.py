@@ -128,3 +128,19 @@ def test_encoder_thread_writes_chunks_in_order_and_hands_errors_to_the_caller():
             encoder.write(np.full(3, 0))
             raise KeyboardInterrupt
     assert abandoned.written in ([], [0])
+
+
+def test_gpu_benchmark_dry_run_starts_and_reports(tmp_path):
+    """benchmarks/bench_gpu.py is meant for a lent GPU; --dry-run runs every step on the CPU
+    with the tiny preset, so a session with a device knows it starts."""
+    import json
+
+    figures = tmp_path / "figures.json"
+    completed = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "bench_gpu.py"), "--dry-run",
+                                "--work", str(tmp_path / "work"), "--json", str(figures)],
+                               capture_output=True, text=True, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    assert completed.returncode == 0, completed.stderr[-2000:]
+    assert "end to end" in completed.stdout
+    result = json.loads(figures.read_text())
+    assert result["end_to_end"]["frames"] == 25 and result["end_to_end"]["frames_per_s"] > 0
+    assert {entry["setting"] for entry in result["generator"]} == {"eager fp32", "eager bf16"}
