@@ -1,8 +1,8 @@
 """Arithmetic precision of a model call: fp32, or bf16 / fp16 autocast.
 
-bf16 autocast runs the convolutions and matmuls in bfloat16 (about 2× faster for the paper
-generator on a CPU with AVX-512 BF16, and on any recent GPU) while parameters, losses and the
-outputs handed back stay float32. Its effect on a trained generator's output must be measured
+bf16 autocast runs the convolutions and matmuls in bfloat16 (1.7× less CPU time for the paper
+generator on the AMD EPYC this was measured on; recent GPUs gain more) while parameters, losses
+and the outputs handed back stay float32. Its effect on a trained generator's output must be measured
 (benchmarks/speed_report.py --precision bf16 prints the PSNR against fp32); fp32 is the default.
 """
 
