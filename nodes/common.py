@@ -61,6 +61,13 @@ def input_verdict(check) -> bool | str:
     return True
 
 
+def precision_input() -> tuple:
+    from resyncer_core.models.precision import PRECISIONS
+
+    return (list(PRECISIONS), {"default": "fp32", "tooltip": "Generator arithmetic: fp32, or bf16/fp16 autocast "
+                                                               "(faster on recent GPUs and CPUs, slightly different pixels)."})
+
+
 # ------------------------------------------------------------------------------ images
 
 def image_to_uint8(images: torch.Tensor) -> np.ndarray:
@@ -139,11 +146,14 @@ class LoadedModel:
 
 def load_checkpoint_cached(kind: str, name: str, device_choice: str) -> LoadedModel:
     """The `kind` checkpoint `name` from the resyncer model folders, loaded once per file
-    version (comfy_adapter.MODEL_CACHE) and kept on the offload device."""
+    version (comfy_adapter.MODEL_CACHE) and kept on the offload device. The first load tunes
+    the process's allocator (resyncer_core.allocator): the nodes' start-up, not their import."""
+    from resyncer_core.allocator import tune_memory_allocator
     from resyncer_core.models.checkpoint import load_checkpoint
 
     from . import comfy_adapter as adapter
 
+    tune_memory_allocator()
     adapter.torch_device(device_choice)  # a bad device choice fails now, not in a later node
     path = adapter.resolve_model(adapter.RESYNCER_FOLDER, name)
     model = adapter.MODEL_CACHE.get(("checkpoint", kind, adapter.file_key(path)),

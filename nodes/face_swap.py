@@ -12,6 +12,7 @@ from .common import (
     crops_to_image,
     fps_input,
     interrupt_callback,
+    precision_input,
     require_handle,
 )
 from .generator import KIND as GENERATOR_KIND
@@ -83,11 +84,13 @@ class ReSyncerFaceSwapInject:
             "optional": {
                 "mask": ("MASK", {"tooltip": "Mesh Overlay's mask A'; used by generators that mask low-level "
                                   "features."}),
+                "precision": precision_input(),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
-    def swap(self, generator, identity, overlaid_crops, reference_crops, batch_size=8, mask=None, unique_id=None):
+    def swap(self, generator, identity, overlaid_crops, reference_crops, batch_size=8, mask=None, precision="fp32",
+             unique_id=None):
         from resyncer_core.stages.functions import swap_crops
 
         handle = require_handle(generator, GENERATOR_KIND, "generator")
@@ -97,7 +100,7 @@ class ReSyncerFaceSwapInject:
         progress = adapter.Progress(len(crops["overlaid_crops"]), unique_id)
         with adapter.on_device(handle.model, device=handle.torch_device()):
             generated = swap_crops(handle.model, crops["overlaid_crops"], identity.frame, crops["reference_crops"],
-                                   batch_size, mask=masks, on_batch=interrupt_callback(progress))
+                                   batch_size, mask=masks, on_batch=interrupt_callback(progress), precision=precision)
         return (crops_to_image(generated),)
 
 

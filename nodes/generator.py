@@ -12,6 +12,7 @@ from .common import (
     image_to_crops,
     interrupt_callback,
     load_checkpoint_cached,
+    precision_input,
     require_handle,
 )
 
@@ -95,11 +96,13 @@ class ReSyncerGenerator:
             "optional": {
                 "mask": ("MASK", {"tooltip": "Mesh Overlay's mask; used by generators trained to mask low-level "
                                   "features, ignored by the others."}),
+                "precision": precision_input(),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
-    def generate(self, generator, overlaid_crops, reference_crops, batch_size=8, mask=None, unique_id=None):
+    def generate(self, generator, overlaid_crops, reference_crops, batch_size=8, mask=None, precision="fp32",
+                 unique_id=None):
         from resyncer_core.stages.functions import generate_crops
 
         handle = require_handle(generator, KIND, "generator")
@@ -109,7 +112,7 @@ class ReSyncerGenerator:
         progress = adapter.Progress(len(crops["overlaid_crops"]), unique_id)
         with adapter.on_device(handle.model, device=handle.torch_device()):
             generated = generate_crops(handle.model, crops["overlaid_crops"], crops["reference_crops"], batch_size,
-                                       mask=masks, on_batch=interrupt_callback(progress))
+                                       mask=masks, on_batch=interrupt_callback(progress), precision=precision)
         return (crops_to_image(generated),)
 
 

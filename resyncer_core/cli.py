@@ -79,6 +79,9 @@ def build_parser() -> argparse.ArgumentParser:
 
 def main(argv: list[str] | None = None) -> int:
     args = build_parser().parse_args(argv)
+    from .allocator import tune_memory_allocator
+
+    tune_memory_allocator()  # before the first large tensor: reuse freed memory instead of faulting it in again
     try:
         with stop_on_termination_signals():
             return args.handler(args)

@@ -106,11 +106,12 @@ def _finish(flow: Flow, target: Node, track: Node, meshes: Output, generator: Ou
     if identity is None:
         crops = flow.add("ReSyncerGenerator", "ReSync Generator", "generate", generator=generator,
                          overlaid_crops=overlay["overlaid_crops"], reference_crops=track["aligned_crops"],
-                         batch_size=8, mask=overlay["mask"])
+                         batch_size=8, mask=overlay["mask"], precision="fp32")
     else:
         crops = flow.add("ReSyncerFaceSwapInject", "Face Swap Inject", "generate", generator=generator,
                          identity=identity["identity"], overlaid_crops=overlay["overlaid_crops"],
-                         reference_crops=track["aligned_crops"], batch_size=8, mask=overlay["mask"])
+                         reference_crops=track["aligned_crops"], batch_size=8, mask=overlay["mask"],
+                         precision="fp32")
     blend = flow.add("ReSyncerBlend", "Blend", "output", images=target["images"], crops=crops["crops"],
                      face_track=track["face_track"], mask=overlay["mask"], feather=8)
     flow.add("ReSyncerSaveVideo", "Save Video", "output", images=blend["images"], fps=target["fps"],

@@ -54,35 +54,44 @@ def upfirdn2d(x: torch.Tensor, kernel: torch.Tensor, up: int = 1, down: int = 1,
     """Upsample by zero insertion, pad, convolve with `kernel` (a true convolution), downsample.
 
     Same semantics as StyleGAN2's upfirdn2d with equal factors and padding on both axes;
-    negative padding crops. Every channel is filtered independently. The zero insertion and
+    negative padding crops. Every channel is filtered independently, as one depthwise
+    (grouped) convolution over all channels: CPU and GPU kernels run that directly, where a
+    reshape to one-channel planes falls back to slow generic kernels. The zero insertion and
     the filtering are one `conv_transpose2d` (stride `up`), and the filtering and the
-    decimation are one strided `conv2d`, so no zero-stuffed tensor is ever materialised.
+    decimation are one strided `conv2d`, so no zero-stuffed tensor is ever materialised; equal
+    padding on both sides goes into the convolution's own padding (no padded copy).
     """
-    batch, channels, height, width = x.shape
+    channels = x.shape[1]
     kernel = kernel.to(device=x.device, dtype=x.dtype)
     kernel_h, kernel_w = kernel.shape
     pad0, pad1 = pad
-    planes = x.reshape(batch * channels, 1, height, width)
     if up > 1:
         # conv_transpose2d computes the full convolution of the zero-stuffed input with the
-        # kernel; the upfirdn window starts pad0 - (k - 1) samples into it and its right edge
-        # sits up + pad1 - k samples past the end (negative values crop).
-        out = F.conv_transpose2d(planes, kernel[None, None], stride=up)
-        out = F.pad(out, [pad0 - kernel_w + 1, up + pad1 - kernel_w,
-                          pad0 - kernel_h + 1, up + pad1 - kernel_h])
-        if down > 1:
-            out = out[:, :, ::down, ::down]
-    else:
-        out = F.pad(planes, [pad0, pad1, pad0, pad1])
-        out = F.conv2d(out, torch.flip(kernel, [0, 1])[None, None], stride=down)
-    return out.reshape(batch, channels, out.shape[-2], out.shape[-1])
+        # kernel; the upfirdn window starts k - 1 - pad0 samples into it and ends
+        # k - up - pad1 samples before its end (negative values extend it with zeros).
+        weight = kernel[None, None].expand(channels, 1, kernel_h, kernel_w)
+        crop0, crop1 = kernel_w - 1 - pad0, kernel_w - up - pad1
+        if crop0 == crop1 >= 0 and kernel_h == kernel_w:
+            out = F.conv_transpose2d(x, weight, stride=up, padding=crop0, groups=channels)
+        else:
+            out = F.conv_transpose2d(x, weight, stride=up, groups=channels)
+            out = F.pad(out, [pad0 - kernel_w + 1, up + pad1 - kernel_w, pad0 - kernel_h + 1, up + pad1 - kernel_h])
+        return out[:, :, ::down, ::down] if down > 1 else out
+    weight = torch.flip(kernel, [0, 1])[None, None].expand(channels, 1, kernel_h, kernel_w)
+    if pad0 == pad1 >= 0:
+        return F.conv2d(x, weight, stride=down, padding=pad0, groups=channels)
+    return F.conv2d(F.pad(x, [pad0, pad1, pad0, pad1]), weight, stride=down, groups=channels)
 
 
 def fused_leaky_relu(x: torch.Tensor, bias: torch.Tensor, negative_slope: float = LEAKY_RELU_SLOPE,
                      scale: float = LEAKY_RELU_GAIN) -> torch.Tensor:
-    """Bias add (along dim 1), leaky ReLU and gain: StyleGAN2's fused_bias_act in plain ops."""
-    bias = bias.view(1, -1, *([1] * (x.ndim - 2)))
-    return F.leaky_relu(x + bias, negative_slope) * scale
+    """Bias add (along dim 1), leaky ReLU and gain: StyleGAN2's fused_bias_act in plain ops.
+
+    Two passes over x instead of three: the gain goes in before the activation (a leaky ReLU
+    commutes with a positive factor), fused with the bias add, and the activation runs in
+    place on that fresh tensor. The bias takes x's dtype so autocast keeps bf16 activations."""
+    bias = bias.to(x.dtype).view(1, -1, *([1] * (x.ndim - 2)))
+    return F.leaky_relu_(torch.add(bias * scale, x, alpha=scale), negative_slope)
 
 
 class FusedLeakyReLU(nn.Module):
@@ -202,13 +211,21 @@ class ModulatedConv2d(nn.Module):
                              gain=factor ** 2)
 
     def forward(self, x: torch.Tensor, style: torch.Tensor) -> torch.Tensor:
-        channel_scales = self.modulation(style)  # [B, in_channels]
-        weight = self.weight * self.scale
-        x = x * channel_scales[:, :, None, None]
-        if self.upsample:
-            out = self.blur(F.conv_transpose2d(x, weight.transpose(0, 1), stride=2))
+        # The equalised-lr scale rides on the per-channel style: [B, in_channels] numbers
+        # instead of a scaled copy of the whole weight.
+        channel_scales = self.modulation(style) * self.scale
+        weight = self.weight
+        if x.shape[0] == 1 and weight.numel() < x.numel():
+            # One sample: scaling the weight's input channels is the same product and touches
+            # fewer numbers than scaling the activations (true at the high resolutions).
+            weight_used = weight * channel_scales.view(1, -1, 1, 1)
         else:
-            out = F.conv2d(x, weight, padding=self.padding)
+            weight_used = weight
+            x = x * channel_scales.view(*channel_scales.shape, 1, 1)
+        if self.upsample:
+            out = self.blur(F.conv_transpose2d(x, weight_used.transpose(0, 1), stride=2))
+        else:
+            out = F.conv2d(x, weight_used, padding=self.padding)
         if self.demodulate:
             # ‖w'_o‖² = Σ_i s_i² Σ_k w_oik²: one small matmul instead of a per-sample weight.
             energy = channel_scales.pow(2) @ weight.pow(2).sum(dim=(2, 3)).t()

@@ -8,6 +8,7 @@ import sys
 from pathlib import Path
 
 from ..cli_options import add_model_arguments, add_syncformer_argument, quiet_model_loading, terminal_callbacks
+from ..models.precision import PRECISIONS
 from ..stages.functions import DEFAULT_FEATHER_PX, GENERATOR_BATCH_SIZE
 from .chunking import LONG_AUDIO_MODES, SHORT_AUDIO_MODES
 
@@ -22,6 +23,8 @@ def _add_render_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--face", nargs="+", default=["largest"], metavar="RULE",
                         help="with several faces in view, the one to edit: largest (default), center (nearest the "
                              "middle) or index N (the N-th from the left, 0 first); followed from frame to frame")
+    parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
+                        help="generator arithmetic: fp32, or bf16/fp16 autocast (faster, slightly different pixels)")
 
 
 def _add_length_arguments(parser: argparse.ArgumentParser, driving: str) -> None:
@@ -104,7 +107,7 @@ def _render_setup(args, with_audio: bool):
 
     quiet_model_loading()
     options = RenderOptions(batch_size=args.batch_size, feather=args.feather, crf=args.crf,
-                            x264_preset=args.x264_preset)
+                            x264_preset=args.x264_preset, precision=args.precision)
     # drive has no --syncformer: its meshes come from the driver video, not from stage 1.
     models = load_pipeline_models(args.models, args.device, with_audio=with_audio, generator_path=args.generator,
                                   syncformer_path=getattr(args, "syncformer", None))

@@ -10,6 +10,8 @@ shows, which mask, and (for face swap) which identity frame I' goes into W.
 from __future__ import annotations
 
 import os
+import queue
+import threading
 from dataclasses import dataclass, field
 from fractions import Fraction
 from pathlib import Path
@@ -19,6 +21,7 @@ import torch
 
 from ..errors import ResyncerInputError
 from ..face.track import FaceTrack
+from ..models.precision import check_precision
 from ..render import get_renderer
 from ..stages.frame_source import FrameSource
 from ..stages.functions import (
@@ -46,8 +49,10 @@ class RenderOptions:
     crf: int = 18                            # x264 quality (0 lossless … 51)
     x264_preset: str = "medium"
     renderer: str = "auto"                   # mesh rasteriser backend (render.get_renderer)
+    precision: str = "fp32"                  # generator autocast: fp32, bf16, fp16 (models/precision.py)
 
     def __post_init__(self) -> None:
+        check_precision(self.precision)
         if self.batch_size < 1 or self.chunk_size < 1:
             raise ResyncerInputError(f"batch size ({self.batch_size}) and chunk size ({self.chunk_size}) must be at least 1")
         if self.feather < 0:
@@ -131,9 +136,11 @@ def _render_chunk(job: RenderJob, frames: np.ndarray, track: FaceTrack, meshes: 
 
     with clock.measure("generator"):
         if job.identity_frame is None:
-            generated = generate_crops(generator, overlays, crops, options.batch_size, masks, after_batch)
+            generated = generate_crops(generator, overlays, crops, options.batch_size, masks, after_batch,
+                                       options.precision)
         else:
-            generated = swap_crops(generator, overlays, job.identity_frame, crops, options.batch_size, masks, after_batch)
+            generated = swap_crops(generator, overlays, job.identity_frame, crops, options.batch_size, masks, after_batch,
+                                   options.precision)
     with clock.measure("blend"):
         blended, regions = paste_back(face_frames, generated, face_track.crop_affine, masks, options.feather)
         if all_faces:
@@ -144,6 +151,54 @@ def _render_chunk(job: RenderJob, frames: np.ndarray, track: FaceTrack, meshes: 
     for face_index, region in zip(faces, regions):
         pasted[face_index] = region
     return output, pasted
+
+
+class _EncoderThread:
+    """Feeds a VideoWriter from a worker thread, so x264 encodes chunk k while the main thread
+    generates chunk k + 1 (PyAV releases the GIL while encoding). At most `depth` chunks wait
+    in the queue, which bounds memory. An encoding error is raised in the main thread at its
+    next write or at finish(); leaving the block with an exception drops the queued chunks
+    and stops the thread before the writer discards the file."""
+
+    def __init__(self, writer: VideoWriter, depth: int = 2):
+        self._writer = writer
+        self._queue: queue.Queue[np.ndarray | None] = queue.Queue(maxsize=depth)
+        self._error: BaseException | None = None
+        self._abandoned = False
+        self._thread = threading.Thread(target=self._run, name="resyncer-encoder", daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while (frames := self._queue.get()) is not None:
+            if self._error is None and not self._abandoned:
+                try:
+                    self._writer.write(frames)
+                except BaseException as error:  # handed to the main thread, which raises it
+                    self._error = error
+
+    def write(self, frames: np.ndarray) -> None:
+        self._raise_error()
+        self._queue.put(frames)
+
+    def finish(self) -> None:
+        """Waits until every queued chunk is encoded; raises the worker's error if any."""
+        if self._thread.is_alive():
+            self._queue.put(None)
+            self._thread.join()
+        self._raise_error()
+
+    def _raise_error(self) -> None:
+        if self._error is not None:
+            raise self._error
+
+    def __enter__(self) -> _EncoderThread:
+        return self
+
+    def __exit__(self, exc_type, exc, traceback) -> None:
+        if exc_type is not None:
+            self._abandoned = True
+            self._error = None  # the exception already leaving the block is the one to report
+        self.finish()
 
 
 def _read_in_order(source: FrameSource, indices: np.ndarray) -> np.ndarray:
@@ -168,7 +223,8 @@ def render_video(job: RenderJob, generator, output: str | os.PathLike, options: 
     total = len(job.source_indices)
     without_face = int((~job.track.valid[job.source_indices]).sum())
     with FrameSource(job.video_path) as source, VideoWriter(output, job.frame_rate, (height, width), audio=job.audio,
-                                                            crf=options.crf, preset=options.x264_preset) as writer:
+                                                            crf=options.crf, preset=options.x264_preset) as writer, \
+            _EncoderThread(writer) as encoder:
         for start in range(0, total, options.chunk_size):
             callbacks.check_cancel()
             indices = job.source_indices[start:start + options.chunk_size]
@@ -179,10 +235,12 @@ def render_video(job: RenderJob, generator, output: str | os.PathLike, options: 
                                                   clock, callbacks)
             if callbacks.on_frames is not None:
                 callbacks.on_frames(OutputChunk(start, indices, frames, output_frames, pasted))
+            # "encode" times what the main thread waits for the encoder: a full queue, and the end.
             with clock.measure("encode"):
-                writer.write(output_frames)
+                encoder.write(output_frames)
             callbacks.report("render", start + len(indices), total)
         with clock.measure("encode"):
+            encoder.finish()
             writer.close()
     return PipelineResult(output=Path(output), frames_written=total, frames_without_face=without_face,
                           fps=float(job.frame_rate), stage_seconds=dict(clock.seconds))

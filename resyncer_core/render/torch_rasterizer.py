@@ -39,9 +39,10 @@ def _barycentric_gradients(corners_xy: torch.Tensor) -> tuple[torch.Tensor, torc
     return gradients / double_area[..., None, None], double_area
 
 
-def rasterize_triangles(vertices: torch.Tensor, triangles: torch.Tensor, height: int, width: int) -> Fragments:
-    """Fragments for vertices [B,V,3] (pixel x, y and depth z) and triangles [F,3] int64."""
-    batch = vertices.shape[0]
+def _inside_pixels(vertices: torch.Tensor, triangles: torch.Tensor, height: int, width: int):
+    """Every (pixel, depth, owner, weights) candidate whose pixel centre lies inside its
+    triangle, with `triangle`, the triangle index of each owner row; pixels index the flat
+    [B·H·W] image."""
     device = vertices.device
     corners = vertices[:, triangles]  # [B,F,3,3]
     gradients, double_area = _barycentric_gradients(corners[..., :2])
@@ -69,6 +70,26 @@ def rasterize_triangles(vertices: torch.Tensor, triangles: torch.Tensor, height:
         for chunk in torch.unique(chunk_of).tolist()
     ]
     pixel, depth, owner, weights = (torch.cat(parts) for parts in zip(*inside)) if inside else _no_candidates(vertices)
+    return pixel, depth, owner, weights, triangle
+
+
+def triangle_coverage(vertices: torch.Tensor, triangles: torch.Tensor, height: int, width: int) -> torch.Tensor:
+    """bool [B,H,W]: pixels whose centre lies in any of the triangles over vertices [B,V,≥2]
+    (pixel x, y). The same fill rule as `rasterize_triangles` without its z-buffer, for
+    masks, which need coverage only."""
+    xy = vertices[..., :2]
+    flat = torch.cat([xy, torch.zeros_like(xy[..., :1])], -1)
+    pixel = _inside_pixels(flat, triangles, height, width)[0]
+    covered = torch.zeros(vertices.shape[0] * height * width, dtype=torch.bool, device=vertices.device)
+    covered[pixel] = True
+    return covered.view(vertices.shape[0], height, width)
+
+
+def rasterize_triangles(vertices: torch.Tensor, triangles: torch.Tensor, height: int, width: int) -> Fragments:
+    """Fragments for vertices [B,V,3] (pixel x, y and depth z) and triangles [F,3] int64."""
+    batch = vertices.shape[0]
+    device = vertices.device
+    pixel, depth, owner, weights, triangle = _inside_pixels(vertices, triangles, height, width)
 
     # Exact z-buffer: the smallest depth per pixel, then one candidate that has it.
     pixels = batch * height * width

@@ -30,11 +30,15 @@ from ..face import topology
 from ..face.alignment import CROP_SIZE, warp_from_crop, warp_to_crop
 from ..face.masks import feathered_mask, full_face_mask, lower_face_mask
 from ..face.track import FaceTrack, posed_mesh_in_crop
+from ..models.precision import autocast_for, check_precision
 from ..models.syncformer import blend_windows, window_starts
 from ..render import get_renderer, mesh_overlay
 from .regions import FrameWindow, affine_in_window, nonzero_box, window_of_crop_box
 
 STYLE_FRAMES = 90          # (paper) T_S, the style reference length
+# Measured (benchmarks/speed_report.py, small preset, CPU, tuned allocator): batch 8 costs about
+# the CPU time per frame of batch 1 (71 vs 75 ms; before the allocator tuning it was 34 % slower),
+# and GPUs gain from the larger batches.
 GENERATOR_BATCH_SIZE = 8
 DEFAULT_FEATHER_PX = 8     # crop pixels of erosion and of blur radius at the blend mask's edge
 MASK_MODES = ("mouth", "face")
@@ -277,7 +281,8 @@ def overlay_crops(frames, track: FaceTrack, meshes, mask_mode: str = "mouth",
     _check_track_length(track, len(meshes), "meshes")
     posed_new = posed_mesh_in_crop(meshes, track.pose, track.crop_affine)
     posed_tracked = posed_mesh_in_crop(torch.from_numpy(track.canonical), track.pose, track.crop_affine)
-    masks = torch.maximum(region_mask(posed_new), region_mask(posed_tracked))
+    both = region_mask(torch.cat([posed_new, posed_tracked]))  # one rasteriser call for the two meshes
+    masks = torch.maximum(both[:len(posed_new)], both[len(posed_new):])
     renderer = renderer if renderer is not None else get_renderer()
     triangles = torch.from_numpy(np.array(topology.triangles()))
     rendered = renderer.render(posed_new, triangles, CROP_SIZE).image.to(crops.device)
@@ -295,14 +300,17 @@ def _crop_mask(masks: torch.Tensor | None) -> torch.Tensor | None:
 
 @torch.no_grad()
 def _run_batched(run: Callable[..., torch.Tensor], inputs: list[torch.Tensor | None], device: torch.device,
-                 batch_size: int, on_batch: BatchCallback | None) -> torch.Tensor:
+                 batch_size: int, on_batch: BatchCallback | None, precision: str = "fp32") -> torch.Tensor:
     if batch_size < 1:
         raise ResyncerInputError(f"generator batch size must be at least 1, got {batch_size}")
+    check_precision(precision)
     count = len(inputs[0])
     outputs = []
     for start in range(0, count, batch_size):
         batch = [None if tensor is None else tensor[start:start + batch_size].to(device, torch.float32) for tensor in inputs]
-        outputs.append(run(*batch).clamp(-1, 1).to("cpu", torch.float32))
+        with autocast_for(precision, device):
+            generated = run(*batch)
+        outputs.append(generated.clamp(-1, 1).to("cpu", torch.float32))
         if on_batch is not None:
             on_batch(min(start + batch_size, count), count)
     if not outputs:
@@ -312,29 +320,33 @@ def _run_batched(run: Callable[..., torch.Tensor], inputs: list[torch.Tensor | N
 
 def generate_crops(generator, overlays: torch.Tensor, references: torch.Tensor,
                    batch_size: int = GENERATOR_BATCH_SIZE, mask: torch.Tensor | None = None,
-                   on_batch: BatchCallback | None = None) -> torch.Tensor:
+                   on_batch: BatchCallback | None = None, precision: str = "fp32") -> torch.Tensor:
     """Lip-sync generation G(E([I^AM, I_ref])) → crops [T,3,256,256] in -1..1, in batches of
     `batch_size`, calling on_batch(done, total) after each (raise from it to stop). For
     production the reference is the target crop itself (paper A.1). `mask` (A, [T,S,S]) is
-    used by generators built with mask_low_level_features."""
+    used by generators built with mask_low_level_features. `precision` ("fp32", "bf16",
+    "fp16", models/precision.py) is the autocast the generator runs under; crops come back
+    float32 either way."""
     if overlays.shape != references.shape:
         raise ResyncerInputError(f"overlays {list(overlays.shape)} and references {list(references.shape)} must match")
     return _run_batched(lambda overlay, reference, m: generator(overlay, reference, mask=m),
-                        [overlays, references, _crop_mask(mask)], _model_device(generator), batch_size, on_batch)
+                        [overlays, references, _crop_mask(mask)], _model_device(generator), batch_size, on_batch,
+                        precision)
 
 
 def swap_crops(generator, overlays: torch.Tensor, identity_frames: torch.Tensor, references: torch.Tensor,
                batch_size: int = GENERATOR_BATCH_SIZE, mask: torch.Tensor | None = None,
-               on_batch: BatchCallback | None = None) -> torch.Tensor:
+               on_batch: BatchCallback | None = None, precision: str = "fp32") -> torch.Tensor:
     """Face swap (paper §3.3): W from E([I^{A'M'}, I']), feature maps from E([I^{A'M'}, I_ref]).
     identity_frames is one crop [1,3,256,256] for every frame or one per frame [T,3,256,256];
-    overlays are built with mask_mode="face" on the identity's template."""
+    overlays are built with mask_mode="face" on the identity's template. `precision` as in
+    generate_crops."""
     if identity_frames.ndim != 4 or len(identity_frames) not in (1, len(overlays)):
         raise ResyncerInputError(f"identity frames must be [1 or {len(overlays)}, 3, 256, 256], got {list(identity_frames.shape)}")
     identity_frames = identity_frames.expand(len(overlays), -1, -1, -1)
     return _run_batched(lambda overlay, identity, reference, m: generator.swap(overlay, identity, reference, mask=m),
                         [overlays, identity_frames, references, _crop_mask(mask)], _model_device(generator),
-                        batch_size, on_batch)
+                        batch_size, on_batch, precision)
 
 
 # ------------------------------------------------------------------------------------- blending
