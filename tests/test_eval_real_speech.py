@@ -59,3 +59,15 @@ def test_full_evaluation_runs_with_a_random_model_and_orders_the_baselines(evalu
     assert energy["aperture_r"] > 0.2 and abs(energy["best_lag"]) <= 2
     assert "random tiny (mel)" in rows and len(result["style_check"]) == 1
     assert "| energy → jaw |" in evaluation.markdown(result)
+
+
+def test_a_syncformer_file_without_encoder_metadata_is_read_as_mel(evaluation, tmp_path):
+    from resyncer_core.models.checkpoint import save_checkpoint
+    from resyncer_core.models.presets import preset_config
+    from resyncer_core.models.syncformer import StyleSyncFormer
+    config = preset_config("tiny", "syncformer", audio_dim=1280)
+    path = save_checkpoint(StyleSyncFormer(config), config, "syncformer", tmp_path / "syncformer.safetensors")
+    model, spec = evaluation.load_model(path)
+    assert spec == "mel" and model.config.audio_dim == 1280
+    random = evaluation.random_model(model)
+    assert float(random.output_projection.weight.abs().sum()) > 0  # not the zero-initialised output
