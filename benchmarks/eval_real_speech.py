@@ -183,6 +183,7 @@ def random_model(like: StyleSyncFormer, seed: int = 0) -> StyleSyncFormer:
     return model
 
 
+@torch.no_grad()
 def evaluate(syncformers: list[Path], folder: Path, alignments: dict[str, list]) -> dict:
     rig = VisemeRig()
     rest = rig.rest
@@ -239,7 +240,6 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--align", action="store_true", help="re-align with pocketsphinx and write --alignments")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
-    torch.set_grad_enabled(False)
     try:
         if args.align:
             args.alignments.parent.mkdir(parents=True, exist_ok=True)

@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "eval_real_speech.py"
 
@@ -48,7 +47,6 @@ def test_shipped_alignments_cover_every_librivox_clip(evaluation):
 @pytest.mark.skipif(not (Path("/usr/share/pocketsphinx/test/data/librivox") / "transcription").exists(),
                     reason="Debian pocketsphinx-testdata is not installed")
 def test_full_evaluation_runs_with_a_random_model_and_orders_the_baselines(evaluation, tmp_path):
-    torch.set_grad_enabled(False)
     alignments = json.loads(evaluation.ALIGNMENTS.read_text())
     result = evaluation.evaluate([], evaluation.LIBRIVOX, {k: alignments[k] for k in sorted(alignments)[:2]})
     rows = {row["model"]: row for row in result["rows"]}
