@@ -8,7 +8,6 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-import torch
 
 SCRIPT = Path(__file__).resolve().parent.parent / "benchmarks" / "eval_real_speech.py"
 
@@ -48,7 +47,6 @@ def test_shipped_alignments_cover_every_librivox_clip(evaluation):
 @pytest.mark.skipif(not (Path("/usr/share/pocketsphinx/test/data/librivox") / "transcription").exists(),
                     reason="Debian pocketsphinx-testdata is not installed")
 def test_full_evaluation_runs_with_a_random_model_and_orders_the_baselines(evaluation, tmp_path):
-    torch.set_grad_enabled(False)
     alignments = json.loads(evaluation.ALIGNMENTS.read_text())
     result = evaluation.evaluate([], evaluation.LIBRIVOX, {k: alignments[k] for k in sorted(alignments)[:2]})
     rows = {row["model"]: row for row in result["rows"]}
@@ -59,3 +57,15 @@ def test_full_evaluation_runs_with_a_random_model_and_orders_the_baselines(evalu
     assert energy["aperture_r"] > 0.2 and abs(energy["best_lag"]) <= 2
     assert "random tiny (mel)" in rows and len(result["style_check"]) == 1
     assert "| energy → jaw |" in evaluation.markdown(result)
+
+
+def test_a_syncformer_file_without_encoder_metadata_is_read_as_mel(evaluation, tmp_path):
+    from resyncer_core.models.checkpoint import save_checkpoint
+    from resyncer_core.models.presets import preset_config
+    from resyncer_core.models.syncformer import StyleSyncFormer
+    config = preset_config("tiny", "syncformer", audio_dim=1280)
+    path = save_checkpoint(StyleSyncFormer(config), config, "syncformer", tmp_path / "syncformer.safetensors")
+    model, spec = evaluation.load_model(path)
+    assert spec == "mel" and model.config.audio_dim == 1280
+    random = evaluation.random_model(model)
+    assert float(random.output_projection.weight.detach().abs().sum()) > 0  # not the zero-initialised output
