@@ -1,0 +1,260 @@
+"""The training-free renderer (DESIGN §4, Renderers): a piecewise-affine warp of the face from
+its tracked mesh to the new one, with the inner mouth filled from a mouth memory.
+
+Geometry, all in the image's pixels (crop pixels in the pipeline, photo pixels in synth):
+- Output pixel p inside triangle t of the new mesh, with barycentric weights λ, takes the input
+  image at Σ λ_k · (tracked corner k): every triangle of the closed 468-vertex mesh moves
+  affinely. A ring of fixed points outside the face oval (RING_SCALE of the oval's size from
+  its centre, the same in both meshes) closes the warp, so the skin beyond the chin and cheeks
+  follows the jaw and fades back to rest instead of tearing at the mesh's edge.
+- Only the region moves: new vertices are blended towards the tracked ones with a per-vertex
+  weight that is 1 in the lower face (the whole face for swap's A') and falls to 0 across a
+  band below the region's top, so the warp is the identity at the mask's upper edge and above.
+- The inner mouth (the closed mesh's triangles between the inner lip contours) is taken from a
+  MouthMemory: frames of the same clip with their tracked meshes, the one whose lip gap is
+  nearest the wanted one, warped from its own inner-lip triangles to the new ones. Where the
+  wanted gap exceeds every remembered one, the fill darkens towards a mouth-cavity colour in
+  proportion to the missing opening (all of it when no frame has an open mouth).
+- Pixels outside the mask are returned bit-identical.
+
+Everything is batched torch on the images' device.
+"""
+
+from __future__ import annotations
+
+import functools
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+from ..errors import ResyncerInputError
+from ..face import topology
+from ..face.masks import feathered_mask, full_face_mask, lower_face_mask
+from .torch_rasterizer import rasterize_triangles
+
+# MediaPipe's inner lip contour (upper 78 → 308, then lower back), and the mid-line pair whose
+# distance is the lip gap.
+INNER_LIP = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
+INNER_LIP_MIDLINE = (13, 14)
+# The fixed ring sits this many times the oval's distance from its centre: far enough that a
+# dropped chin (about 10 % of the face height) still lies well inside it.
+RING_SCALE = 1.5
+# Height band (canonical units, ≈ cm) over which the moving region fades out below its top.
+REGION_FADE_BAND = 1.5
+# A dark red-brown mouth cavity, −1..1.
+CAVITY_RGB = (0.26 * 2 - 1, 0.09 * 2 - 1, 0.10 * 2 - 1)
+# Crop-pixel widening of the warp's mask beyond A (the generator's): the warp moves the chin
+# by up to about this much, and the feathered blend must not cut the moved chin.
+WARP_MASK_EXTRA_DILATION = 8
+MEMORY_SIZE = 8
+MASK_MODES = ("mouth", "face")
+
+
+@functools.cache
+def mouth_triangles() -> np.ndarray:
+    """Closed-mesh triangles that fill the opening between the inner lip contours, [18, 3]."""
+    inner = np.zeros(topology.NUM_VERTICES, dtype=bool)
+    inner[list(INNER_LIP)] = True
+    closed = topology.closed_triangles()
+    return closed[inner[closed].all(axis=1)]
+
+
+@functools.cache
+def warp_triangles() -> tuple[np.ndarray, int]:
+    """All triangles the warp rasterises, skin and ring first, then the mouth; and the index of
+    the first mouth triangle. Ring vertex i is vertex 468 + i, outside face_oval()[i]."""
+    mouth = {tuple(sorted(t)) for t in mouth_triangles()}
+    skin = np.array([t for t in topology.closed_triangles() if tuple(sorted(t)) not in mouth])
+    oval = topology.face_oval()
+    ring = topology.NUM_VERTICES + np.arange(len(oval))
+    following = np.roll(np.arange(len(oval)), -1)
+    ring_triangles = np.concatenate([np.stack([oval, oval[following], ring], -1),
+                                     np.stack([oval[following], ring[following], ring], -1)])
+    triangles = np.concatenate([skin, ring_triangles, mouth_triangles()]).astype(np.int64)
+    return triangles, len(skin) + len(ring_triangles)
+
+
+@functools.cache
+def region_vertex_weights(mask_mode: str = "mouth") -> np.ndarray:
+    """Per-vertex share [468] of the new mesh's motion the warp applies: 1 in the region (lower
+    face for "mouth", whole face for "face"), 0 at its top, smooth across REGION_FADE_BAND."""
+    if mask_mode not in MASK_MODES:
+        raise ResyncerInputError(f"mask mode {mask_mode!r} is unknown; use 'mouth' (lip-sync) or 'face' (face swap)")
+    heights = topology.template_vertices()[:, 1]
+    region = topology.lower_face_vertices() if mask_mode == "mouth" else topology.full_face_vertices()
+    top = heights[region].max()
+    x = np.clip((top - heights) / REGION_FADE_BAND, 0, 1)
+    return (x * x * (3 - 2 * x)).astype(np.float32)
+
+
+def lip_gap(vertices: torch.Tensor) -> torch.Tensor:
+    """Distance [...] between the inner lips' mid-line points of meshes [..., 468, ≥2]."""
+    upper, lower = INNER_LIP_MIDLINE
+    return (vertices[..., upper, :2] - vertices[..., lower, :2]).norm(dim=-1)
+
+
+def warp_mask(tracked: torch.Tensor, new: torch.Tensor, size: int, mask_mode: str = "mouth") -> torch.Tensor:
+    """The warp's region [T,1,S,S]: A (or A') under the tracked and the new mesh, widened by
+    WARP_MASK_EXTRA_DILATION · S/256 pixels."""
+    region = lower_face_mask if mask_mode == "mouth" else full_face_mask
+    extra = round(WARP_MASK_EXTRA_DILATION * size / 256)
+    default = round(size / 32)
+    return torch.maximum(region(new, size, default + extra), region(tracked, size, default + extra))
+
+
+@dataclass(eq=False)  # tensor fields
+class MouthMemory:
+    """Frames of one clip that show its mouth at different openings: images [K,3,H,W] in −1..1
+    and their tracked meshes [K,468,≥2] in those images' pixels. K = 0 is allowed: every open
+    mouth is then a dark cavity."""
+
+    images: torch.Tensor
+    meshes: torch.Tensor
+
+    def __post_init__(self) -> None:
+        if len(self.images) != len(self.meshes):
+            raise ResyncerInputError(f"mouth memory has {len(self.images)} images but {len(self.meshes)} meshes")
+        self.meshes = torch.as_tensor(self.meshes, dtype=torch.float32)[..., :2]
+
+    @classmethod
+    def from_frames(cls, images: torch.Tensor, meshes: torch.Tensor, size: int = MEMORY_SIZE) -> MouthMemory:
+        """Up to `size` of the frames, spread evenly over their range of lip gaps (the widest
+        always included)."""
+        if len(images) == 0:
+            return cls(images, meshes)
+        order = torch.argsort(lip_gap(meshes))
+        picks = torch.unique(order[torch.linspace(0, len(order) - 1, min(size, len(order))).round().long()])
+        return cls(images[picks].contiguous(), meshes[picks].contiguous())
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def choose(self, wanted_gaps: torch.Tensor) -> torch.Tensor:
+        """Per wanted gap [B], the index of the memory frame whose lip gap is nearest (K ≥ 1)."""
+        gaps = lip_gap(self.meshes).to(wanted_gaps)
+        return (gaps[None] - wanted_gaps[:, None]).abs().argmin(1)
+
+
+def _pixel_centres(height: int, width: int, device) -> torch.Tensor:
+    ys, xs = torch.meshgrid(torch.arange(height, device=device, dtype=torch.float32) + 0.5,
+                            torch.arange(width, device=device, dtype=torch.float32) + 0.5, indexing="ij")
+    return torch.stack([xs, ys], -1)  # [H,W,2]
+
+
+def _sample(images: torch.Tensor, positions: torch.Tensor) -> torch.Tensor:
+    """Bilinear samples of images [B,C,H,W] at pixel positions [B,H',W',2] (x, y)."""
+    height, width = images.shape[-2:]
+    scale = torch.tensor([2.0 / width, 2.0 / height], device=positions.device)
+    return F.grid_sample(images, positions * scale - 1, mode="bilinear", padding_mode="border", align_corners=False)
+
+
+def ring_vertices(tracked: torch.Tensor) -> torch.Tensor:
+    """Fixed ring vertices [B,36,3] around the tracked face oval, behind every face vertex."""
+    oval = tracked[:, torch.from_numpy(topology.face_oval().copy())]
+    centre = oval[..., :2].mean(1, keepdim=True)
+    xy = centre + RING_SCALE * (oval[..., :2] - centre)
+    depth = tracked[..., 2].amax(1, keepdim=True) + 1.0
+    return torch.cat([xy, depth[..., None].expand(-1, oval.shape[1], 1)], -1)
+
+
+def _interpolate(vertices: torch.Tensor, triangles: torch.Tensor, triangle_id: torch.Tensor,
+                 barycentric: torch.Tensor) -> torch.Tensor:
+    """Σ λ_k · vertices[corner k] per pixel, [B,H,W,2], for vertices [B,V,2]."""
+    batch, count = vertices.shape[:2]
+    corners = triangles[triangle_id.clamp(min=0)]  # [B,H,W,3]
+    flat = corners + (torch.arange(batch, device=corners.device) * count).view(-1, 1, 1, 1)
+    points = vertices.reshape(-1, 2)[flat.reshape(-1)].view(*corners.shape, 2)
+    return (barycentric[..., None] * points).sum(-2)
+
+
+@torch.no_grad()
+def warp_faces(images: torch.Tensor, tracked: torch.Tensor, new: torch.Tensor, memory: MouthMemory,
+               mask: torch.Tensor | None = None, mask_mode: str = "mouth") -> torch.Tensor:
+    """images [B,3,H,W] in −1..1 with their tracked meshes and the new meshes, [B,468,3] in the
+    images' pixels (depth z, smaller nearer) → the warped images. With `mask` [B,1,H,W] the
+    motion fades out over its feathered edge and pixels where it is 0 are returned unchanged;
+    the memory's images must have the images' size."""
+    batch, _, height, width = images.shape
+    device = images.device
+    tracked = tracked.to(device, torch.float32)
+    weights = torch.from_numpy(region_vertex_weights(mask_mode)).to(device)[None, :, None]
+    new = tracked + weights * (new.to(device, torch.float32) - tracked)
+    ring = ring_vertices(tracked)
+    triangles_np, first_mouth = warp_triangles()
+    triangles = torch.from_numpy(triangles_np).to(device)
+    fragments = rasterize_triangles(torch.cat([new, ring], 1), triangles, height, width)
+    triangle_id, barycentric = fragments.triangle_id, fragments.barycentric
+
+    centres = _pixel_centres(height, width, device)[None]
+    source = _interpolate(torch.cat([tracked, ring], 1)[..., :2], triangles, triangle_id, barycentric)
+    covered = (triangle_id >= 0)[..., None]
+    displacement = torch.where(covered, source - centres, torch.zeros_like(source))
+    if mask is not None:
+        mask = mask.to(device, torch.float32)
+        fade = round(4 * height / 256)
+        displacement = displacement * feathered_mask(mask, fade, fade)[:, 0, ..., None]
+    warped = _sample(images, centres + displacement)
+
+    in_mouth = triangle_id >= first_mouth
+    if bool(in_mouth.any()):
+        warped = _fill_mouth(warped, new, memory, in_mouth)
+    if mask is not None:
+        warped = torch.where(mask > 0, warped, images)
+    return warped
+
+
+def _mouth_layers(upper: torch.Tensor, lower: torch.Tensor, half_gap: torch.Tensor) -> torch.Tensor:
+    """[B,44,2] points of the inner mouth's three layers: the upper lip contour, the bottom of
+    what hangs from it (`half_gap` deep, along each upper → lower lip pair), the top of what
+    rises from the lower lip, the lower lip contour. half_gap is [B,11], clamped to half the gap."""
+    direction = lower - upper
+    gap = direction.norm(dim=-1, keepdim=True).clamp(min=1e-6)
+    fraction = (half_gap[..., None] / gap).clamp(0, 0.5)
+    return torch.cat([upper, upper + fraction * direction, lower - fraction * direction, lower], 1)
+
+
+@functools.cache
+def _layer_triangles() -> tuple[np.ndarray, int]:
+    """Triangles over the 4 × 11 layer points: the upper strip, the lower strip, then the
+    cavity strip between them; and the index of the first cavity triangle."""
+    count = len(_LIP_PAIRS)
+
+    def strip(top: int, bottom: int) -> np.ndarray:
+        i = np.arange(count - 1)
+        a, b, c, d = top * count + i, top * count + i + 1, bottom * count + i, bottom * count + i + 1
+        return np.concatenate([np.stack([a, b, c], -1), np.stack([b, d, c], -1)])
+
+    return np.concatenate([strip(0, 1), strip(2, 3), strip(1, 2)]).astype(np.int64), 2 * 2 * (count - 1)
+
+
+# (upper, lower) inner-lip pairs from corner to corner, the corners paired with themselves.
+_LIP_PAIRS = ((78, 78), (191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402), (310, 318),
+              (415, 324), (308, 308))
+
+
+def _fill_mouth(warped, new, memory: MouthMemory, in_mouth) -> torch.Tensor:
+    """Paints the inner-mouth pixels of `warped`: the chosen memory frame's upper half of the
+    mouth hangs from the new upper lip and its lower half rises with the new lower lip, each as
+    deep as it was remembered; what opens between them is the dark cavity."""
+    device = warped.device
+    batch, _, height, width = warped.shape
+    upper_ids, lower_ids = (torch.tensor(ids, device=device) for ids in zip(*_LIP_PAIRS))
+    cavity_colour = torch.tensor(CAVITY_RGB, device=device).view(1, 3, 1, 1)
+    if len(memory) == 0:
+        return torch.where(in_mouth[:, None], cavity_colour.expand_as(warped), warped)
+    index = memory.choose(lip_gap(new))
+    remembered = memory.meshes.to(device, torch.float32)[index]
+    remembered_half_gap = 0.5 * (remembered[:, lower_ids] - remembered[:, upper_ids]).norm(dim=-1)
+    target = _mouth_layers(new[:, upper_ids, :2], new[:, lower_ids, :2], remembered_half_gap)
+    source = _mouth_layers(remembered[:, upper_ids], remembered[:, lower_ids], remembered_half_gap)
+    triangles_np, first_cavity = _layer_triangles()
+    triangles = torch.from_numpy(triangles_np).to(device)
+    depth = torch.zeros_like(target[..., :1])
+    fragments = rasterize_triangles(torch.cat([target, depth], -1), triangles, height, width)
+    positions = _interpolate(source, triangles, fragments.triangle_id, fragments.barycentric)
+    fill = _sample(memory.images.to(device, warped.dtype)[index], positions)
+    remembered_pixels = ((fragments.triangle_id >= 0) & (fragments.triangle_id < first_cavity))[:, None]
+    fill = torch.where(remembered_pixels, fill, cavity_colour.expand_as(fill))
+    return torch.where(in_mouth[:, None], fill, warped)
