@@ -19,7 +19,7 @@ import torch
 
 from ..audio import make_random_wav2vec2
 from ..errors import ResyncerInputError
-from .checkpoint import save_checkpoint
+from .checkpoint import INITIALISATION_KEY, save_checkpoint
 from .registry import model_kind
 
 PRESET_NAMES = ("tiny", "small", "paper")
@@ -33,7 +33,6 @@ MODEL_FILES = {
     "syncnet": "syncnet.safetensors",
 }
 WAV2VEC2_FOLDER = "wav2vec2"
-INITIALISATION_KEY = "resyncer.initialisation"
 
 # Config overrides per preset; every value not named keeps the config dataclass's (paper) default.
 _PRESETS: dict[str, dict[str, dict]] = {

@@ -9,6 +9,7 @@ from pathlib import Path
 
 from ..cli_options import add_model_arguments, quiet_model_loading, terminal_callbacks
 from ..stages.functions import DEFAULT_FEATHER_PX, GENERATOR_BATCH_SIZE
+from ..stages.warping import RENDERERS
 from .chunking import LONG_AUDIO_MODES, SHORT_AUDIO_MODES
 
 
@@ -19,6 +20,9 @@ def _add_render_arguments(parser: argparse.ArgumentParser) -> None:
                         help="blend-mask erosion and blur in crop pixels (0: hard edge)")
     parser.add_argument("--crf", type=int, default=18, help="x264 quality, 0 (lossless) … 51 (default 18)")
     parser.add_argument("--x264-preset", default="medium", help="x264 speed preset (default medium)")
+    parser.add_argument("--renderer", choices=RENDERERS, default="auto",
+                        help="how the new mouth is drawn: the trained generator, or the training-free mesh warp "
+                             "(any face, no weights); auto uses the generator unless it is missing or untrained")
 
 
 def _add_length_arguments(parser: argparse.ArgumentParser, driving: str) -> None:
@@ -79,7 +83,8 @@ def _render_setup(args, with_audio: bool):
     quiet_model_loading()
     options = RenderOptions(batch_size=args.batch_size, feather=args.feather, crf=args.crf,
                             x264_preset=args.x264_preset)
-    models = load_pipeline_models(args.models, args.device, with_audio=with_audio, generator_path=args.generator)
+    models = load_pipeline_models(args.models, args.device, with_audio=with_audio, generator_path=args.generator,
+                                  renderer=args.renderer, log=lambda line: print(f"resyncer: {line}", file=sys.stderr))
     return models, options
 
 

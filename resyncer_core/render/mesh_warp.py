@@ -10,12 +10,14 @@ Geometry, all in the image's pixels (crop pixels in the pipeline, photo pixels i
 - Only the region moves: new vertices are blended towards the tracked ones with a per-vertex
   weight that is 1 in the lower face (the whole face for swap's A') and falls to 0 across a
   band below the region's top, so the warp is the identity at the mask's upper edge and above.
-- The inner mouth (the closed mesh's triangles between the inner lip contours) is taken from a
-  MouthMemory: frames of the same clip with their tracked meshes, the one whose lip gap is
-  nearest the wanted one, warped from its own inner-lip triangles to the new ones. Where the
-  wanted gap exceeds every remembered one, the fill darkens towards a mouth-cavity colour in
-  proportion to the missing opening (all of it when no frame has an open mouth).
-- Pixels outside the mask are returned bit-identical.
+- The inner mouth (the closed mesh's triangles between the inner lip contours) comes from the
+  image itself or from a MouthMemory (frames of the same clip with their tracked meshes),
+  whichever has the lip gap nearest the wanted one: the upper half of that mouth (teeth) hangs
+  from the new upper lip, the lower half rises with the new lower lip, and where the new mouth
+  opens wider than the source, a dark cavity shows between them (all of it when no frame has an
+  open mouth).
+- Only triangles with a moving corner are rasterised; every other pixel is returned
+  bit-identical, and the covered pixels are the warp's mask (what Blend pastes).
 
 Everything is batched torch on the images' device.
 """
@@ -31,7 +33,6 @@ import torch.nn.functional as F
 
 from ..errors import ResyncerInputError
 from ..face import topology
-from ..face.masks import feathered_mask, full_face_mask, lower_face_mask
 from .torch_rasterizer import rasterize_triangles
 
 # MediaPipe's inner lip contour (upper 78 → 308, then lower back), and the mid-line pair whose
@@ -45,9 +46,6 @@ RING_SCALE = 1.5
 REGION_FADE_BAND = 1.5
 # A dark red-brown mouth cavity, −1..1.
 CAVITY_RGB = (0.26 * 2 - 1, 0.09 * 2 - 1, 0.10 * 2 - 1)
-# Crop-pixel widening of the warp's mask beyond A (the generator's): the warp moves the chin
-# by up to about this much, and the feathered blend must not cut the moved chin.
-WARP_MASK_EXTRA_DILATION = 8
 MEMORY_SIZE = 8
 MASK_MODES = ("mouth", "face")
 
@@ -62,9 +60,10 @@ def mouth_triangles() -> np.ndarray:
 
 
 @functools.cache
-def warp_triangles() -> tuple[np.ndarray, int]:
-    """All triangles the warp rasterises, skin and ring first, then the mouth; and the index of
-    the first mouth triangle. Ring vertex i is vertex 468 + i, outside face_oval()[i]."""
+def warp_triangles(mask_mode: str = "mouth") -> tuple[np.ndarray, int]:
+    """The triangles the warp rasterises, those with a corner that moves in `mask_mode`'s
+    region: skin and ring first, then the mouth; and the index of the first mouth triangle.
+    Ring vertex i is vertex 468 + i, outside face_oval()[i]. Every other pixel keeps its place."""
     mouth = {tuple(sorted(t)) for t in mouth_triangles()}
     skin = np.array([t for t in topology.closed_triangles() if tuple(sorted(t)) not in mouth])
     oval = topology.face_oval()
@@ -72,8 +71,10 @@ def warp_triangles() -> tuple[np.ndarray, int]:
     following = np.roll(np.arange(len(oval)), -1)
     ring_triangles = np.concatenate([np.stack([oval, oval[following], ring], -1),
                                      np.stack([oval[following], ring[following], ring], -1)])
-    triangles = np.concatenate([skin, ring_triangles, mouth_triangles()]).astype(np.int64)
-    return triangles, len(skin) + len(ring_triangles)
+    moves = np.concatenate([region_vertex_weights(mask_mode) > 0, np.zeros(len(oval), bool)])
+    outside_mouth = np.concatenate([skin, ring_triangles])
+    outside_mouth = outside_mouth[moves[outside_mouth].any(axis=1)]
+    return np.concatenate([outside_mouth, mouth_triangles()]).astype(np.int64), len(outside_mouth)
 
 
 @functools.cache
@@ -93,15 +94,6 @@ def lip_gap(vertices: torch.Tensor) -> torch.Tensor:
     """Distance [...] between the inner lips' mid-line points of meshes [..., 468, ≥2]."""
     upper, lower = INNER_LIP_MIDLINE
     return (vertices[..., upper, :2] - vertices[..., lower, :2]).norm(dim=-1)
-
-
-def warp_mask(tracked: torch.Tensor, new: torch.Tensor, size: int, mask_mode: str = "mouth") -> torch.Tensor:
-    """The warp's region [T,1,S,S]: A (or A') under the tracked and the new mesh, widened by
-    WARP_MASK_EXTRA_DILATION · S/256 pixels."""
-    region = lower_face_mask if mask_mode == "mouth" else full_face_mask
-    extra = round(WARP_MASK_EXTRA_DILATION * size / 256)
-    default = round(size / 32)
-    return torch.maximum(region(new, size, default + extra), region(tracked, size, default + extra))
 
 
 @dataclass(eq=False)  # tensor fields
@@ -171,38 +163,30 @@ def _interpolate(vertices: torch.Tensor, triangles: torch.Tensor, triangle_id: t
 
 @torch.no_grad()
 def warp_faces(images: torch.Tensor, tracked: torch.Tensor, new: torch.Tensor, memory: MouthMemory,
-               mask: torch.Tensor | None = None, mask_mode: str = "mouth") -> torch.Tensor:
+               mask_mode: str = "mouth") -> tuple[torch.Tensor, torch.Tensor]:
     """images [B,3,H,W] in −1..1 with their tracked meshes and the new meshes, [B,468,3] in the
-    images' pixels (depth z, smaller nearer) → the warped images. With `mask` [B,1,H,W] the
-    motion fades out over its feathered edge and pixels where it is 0 are returned unchanged;
-    the memory's images must have the images' size."""
+    images' pixels (depth z, smaller nearer) → (warped images, changed [B,1,H,W] in {0, 1}):
+    pixels where `changed` is 0 are the input's, bit for bit. The memory's images must have
+    the images' size."""
     batch, _, height, width = images.shape
     device = images.device
     tracked = tracked.to(device, torch.float32)
     weights = torch.from_numpy(region_vertex_weights(mask_mode)).to(device)[None, :, None]
     new = tracked + weights * (new.to(device, torch.float32) - tracked)
     ring = ring_vertices(tracked)
-    triangles_np, first_mouth = warp_triangles()
+    triangles_np, first_mouth = warp_triangles(mask_mode)
     triangles = torch.from_numpy(triangles_np).to(device)
     fragments = rasterize_triangles(torch.cat([new, ring], 1), triangles, height, width)
     triangle_id, barycentric = fragments.triangle_id, fragments.barycentric
 
     centres = _pixel_centres(height, width, device)[None]
     source = _interpolate(torch.cat([tracked, ring], 1)[..., :2], triangles, triangle_id, barycentric)
-    covered = (triangle_id >= 0)[..., None]
-    displacement = torch.where(covered, source - centres, torch.zeros_like(source))
-    if mask is not None:
-        mask = mask.to(device, torch.float32)
-        fade = round(4 * height / 256)
-        displacement = displacement * feathered_mask(mask, fade, fade)[:, 0, ..., None]
-    warped = _sample(images, centres + displacement)
-
+    changed = (triangle_id >= 0)[:, None]
+    warped = _sample(images, torch.where(changed[:, 0, ..., None], source, centres.expand_as(source)))
     in_mouth = triangle_id >= first_mouth
     if bool(in_mouth.any()):
-        warped = _fill_mouth(warped, new, memory, in_mouth)
-    if mask is not None:
-        warped = torch.where(mask > 0, warped, images)
-    return warped
+        warped = _fill_mouth(warped, images, tracked, new, memory, in_mouth)
+    return torch.where(changed, warped, images), changed.to(images.dtype)
 
 
 def _mouth_layers(upper: torch.Tensor, lower: torch.Tensor, half_gap: torch.Tensor) -> torch.Tensor:
@@ -234,27 +218,31 @@ _LIP_PAIRS = ((78, 78), (191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312
               (415, 324), (308, 308))
 
 
-def _fill_mouth(warped, new, memory: MouthMemory, in_mouth) -> torch.Tensor:
-    """Paints the inner-mouth pixels of `warped`: the chosen memory frame's upper half of the
-    mouth hangs from the new upper lip and its lower half rises with the new lower lip, each as
-    deep as it was remembered; what opens between them is the dark cavity."""
+def _fill_mouth(warped, images, tracked, new, memory: MouthMemory, in_mouth) -> torch.Tensor:
+    """Paints the inner-mouth pixels of `warped`. The source is the image's own mouth, or the
+    memory frame whose lip gap is nearer the new one: its upper half of the mouth hangs from
+    the new upper lip and its lower half rises with the new lower lip, each as deep as it is
+    there; what opens between them is the dark cavity."""
     device = warped.device
     batch, _, height, width = warped.shape
     upper_ids, lower_ids = (torch.tensor(ids, device=device) for ids in zip(*_LIP_PAIRS))
-    cavity_colour = torch.tensor(CAVITY_RGB, device=device).view(1, 3, 1, 1)
-    if len(memory) == 0:
-        return torch.where(in_mouth[:, None], cavity_colour.expand_as(warped), warped)
-    index = memory.choose(lip_gap(new))
-    remembered = memory.meshes.to(device, torch.float32)[index]
-    remembered_half_gap = 0.5 * (remembered[:, lower_ids] - remembered[:, upper_ids]).norm(dim=-1)
-    target = _mouth_layers(new[:, upper_ids, :2], new[:, lower_ids, :2], remembered_half_gap)
-    source = _mouth_layers(remembered[:, upper_ids], remembered[:, lower_ids], remembered_half_gap)
+    wanted = lip_gap(new)
+    sources, meshes = images, tracked[..., :2]
+    if len(memory):
+        index = memory.choose(wanted)
+        remembered = memory.meshes.to(device, torch.float32)[index]
+        use_memory = (lip_gap(remembered) - wanted).abs() < (lip_gap(tracked) - wanted).abs()
+        sources = torch.where(use_memory.view(-1, 1, 1, 1), memory.images.to(device, images.dtype)[index], images)
+        meshes = torch.where(use_memory.view(-1, 1, 1), remembered, meshes)
+    half_gap = 0.5 * (meshes[:, lower_ids] - meshes[:, upper_ids]).norm(dim=-1)
+    target = _mouth_layers(new[:, upper_ids, :2], new[:, lower_ids, :2], half_gap)
+    source = _mouth_layers(meshes[:, upper_ids], meshes[:, lower_ids], half_gap)
     triangles_np, first_cavity = _layer_triangles()
     triangles = torch.from_numpy(triangles_np).to(device)
-    depth = torch.zeros_like(target[..., :1])
-    fragments = rasterize_triangles(torch.cat([target, depth], -1), triangles, height, width)
+    fragments = rasterize_triangles(torch.cat([target, torch.zeros_like(target[..., :1])], -1), triangles, height, width)
     positions = _interpolate(source, triangles, fragments.triangle_id, fragments.barycentric)
-    fill = _sample(memory.images.to(device, warped.dtype)[index], positions)
-    remembered_pixels = ((fragments.triangle_id >= 0) & (fragments.triangle_id < first_cavity))[:, None]
-    fill = torch.where(remembered_pixels, fill, cavity_colour.expand_as(fill))
+    fill = _sample(sources, positions)
+    shown = ((fragments.triangle_id >= 0) & (fragments.triangle_id < first_cavity))[:, None]
+    cavity = torch.tensor(CAVITY_RGB, device=device, dtype=warped.dtype).view(1, 3, 1, 1)
+    fill = torch.where(shown, fill, cavity.expand_as(fill))
     return torch.where(in_mouth[:, None], fill, warped)

@@ -9,6 +9,7 @@ put it, since no trained ReSyncer weights exist to download.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -18,6 +19,7 @@ from ..audio import load_audio_encoder
 from ..errors import ResyncerInputError
 from ..models.checkpoint import load_checkpoint
 from ..models.presets import MODEL_FILES, WAV2VEC2_FOLDER
+from .warping import MeshWarp, choose_renderer
 
 MODELS_ENV = "RESYNCER_MODELS"
 DEFAULT_MODELS_DIR = Path("models")
@@ -62,9 +64,9 @@ def load_generator(models_dir: Path | None, device: torch.device, path: str | os
 @dataclass
 class PipelineModels:
     """What the video pipelines run: the audio encoder and Style-SyncFormer (None when a
-    pipeline draws meshes from video only) and the generator."""
+    pipeline draws meshes from video only) and the renderer: the generator, or a MeshWarp."""
 
-    generator: torch.nn.Module
+    generator: torch.nn.Module | MeshWarp
     syncformer: torch.nn.Module | None = None
     audio_encoder: torch.nn.Module | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -75,13 +77,20 @@ class PipelineModels:
 
 
 def load_pipeline_models(models_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-                         with_audio: bool = True, generator_path: str | os.PathLike | None = None) -> PipelineModels:
-    """Loads the generator and, with_audio, the Wav2Vec2 encoder and Style-SyncFormer, checking
-    that the encoder's feature size is the one the SyncFormer was built for. A folder is not
-    needed when only a generator_path is used without audio."""
+                         with_audio: bool = True, generator_path: str | os.PathLike | None = None,
+                         renderer: str = "generator", log: Callable[[str], None] | None = None) -> PipelineModels:
+    """Loads the renderer and, with_audio, the Wav2Vec2 encoder and Style-SyncFormer, checking
+    that the encoder's feature size is the one the SyncFormer was built for. renderer is
+    "generator", "warp" (no checkpoint read) or "auto" (the generator unless it is missing or
+    a random initialisation; `log` gets the one line saying so). A folder is not needed when
+    only a generator_path, or the warp, is used without audio."""
     device = resolve_device(device)
-    folder = None if (generator_path and not with_audio) else resolve_models_dir(models_dir)
-    generator = load_generator(folder, device, generator_path)
+    standalone = bool(generator_path) or renderer == "warp"
+    folder = None if (standalone and not with_audio) else resolve_models_dir(models_dir)
+    if renderer != "generator":
+        folder_generator = folder / MODEL_FILES["generator"] if folder else None
+        renderer = choose_renderer(renderer, Path(generator_path) if generator_path else folder_generator, log)
+    generator = MeshWarp(device) if renderer == "warp" else load_generator(folder, device, generator_path)
     if not with_audio:
         return PipelineModels(generator=generator, device=device)
     syncformer = load_checkpoint(model_file(folder, "syncformer"), kind="syncformer", device=device)[0]

@@ -20,7 +20,7 @@ import torch
 
 from ..face import topology
 from ..face.canonical import Pose, fit_pose, from_canonical, to_canonical
-from ..render.mesh_warp import MouthMemory, region_vertex_weights, ring_vertices, warp_faces, warp_triangles
+from ..render.mesh_warp import MouthMemory, ring_vertices, warp_faces, warp_triangles
 
 # The photo is tracked at this many times its asset size (288 px): the landmark network
 # wants a face of a few hundred pixels.
@@ -124,20 +124,18 @@ class PortraitMouth:
         tracked = (self._tracked - offset)[None]
         memory = MouthMemory(region, tracked)
         new = torch.from_numpy(np.asarray(landmarks, dtype=np.float32)) - offset
-        warped = warp_faces(region.expand(len(new), -1, -1, -1), tracked.expand(len(new), -1, -1), new, memory)
+        warped, _ = warp_faces(region.expand(len(new), -1, -1, -1), tracked.expand(len(new), -1, -1), new, memory)
         result = np.repeat(portrait[None], len(new), axis=0)
         result[:, y0:y1, x0:x1, :3] = ((warped + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
         return result
 
 
 def _moving_window(tracked: torch.Tensor, shape: tuple[int, int]) -> tuple[int, int, int, int]:
-    """x0, y0, x1, y1 (pixels) of the part of a (height, width) photo the warp can change: the
-    triangles with a moving corner, the ring triangles below the jaw included, plus a margin."""
-    triangles, _ = warp_triangles()
+    """x0, y0, x1, y1 (pixels) of the part of a (height, width) photo the warp can change: its
+    triangles (the ring's below the jaw included) at rest, plus a margin."""
+    triangles, _ = warp_triangles("mouth")
     points = torch.cat([tracked[:, :2], ring_vertices(tracked[None])[0, :, :2]])
-    moving = np.concatenate([region_vertex_weights("mouth") > 0, np.zeros(len(points) - len(tracked), bool)])
-    corners = np.unique(triangles[moving[triangles].any(axis=1)])
-    touched = points[torch.from_numpy(corners)]
+    touched = points[torch.from_numpy(np.unique(triangles))]
     low = (touched.amin(0).floor() - _WINDOW_MARGIN).clamp(min=0)
     high = torch.minimum(touched.amax(0).ceil() + _WINDOW_MARGIN, torch.tensor([shape[1], shape[0]], dtype=torch.float32))
     return int(low[0]), int(low[1]), int(high[0]), int(high[1])
