@@ -10,7 +10,7 @@ import torch
 from resyncer_core.face import FaceTracker
 from resyncer_core.render.mesh_warp import CAVITY_RGB, MouthMemory, lip_gap, warp_faces
 from resyncer_core.stages.functions import aligned_crops, paste_back
-from resyncer_core.stages.warping import MeshWarp, choose_renderer, memory_frames, warp_crops
+from resyncer_core.stages.warping import MeshWarp, choose_renderer, memory_frames, neutral_mesh, warp_crops
 from resyncer_core.synth import synthetic_talking_clip
 from resyncer_core.synth.mouth import jaw_open_delta, photo_face
 from resyncer_core.synth.portrait import load_portrait
@@ -27,19 +27,21 @@ def driving_openings(count: int) -> np.ndarray:
 @pytest.fixture(scope="module")
 def lipsynced():
     """The real-photo clip (the astronaut, talking and moving), its mouth re-driven by exact
-    jaw meshes through the warp and blended back: input, output, pasted regions, driver meshes."""
-    frames, _ = synthetic_talking_clip(CLIP_FRAMES, size=CLIP_SIZE, seed=0, motion="gentle")
+    jaw meshes through the warp and blended back: input, output, pasted regions, driver meshes,
+    the tracker, the input's track and ground truth."""
+    frames, info = synthetic_talking_clip(CLIP_FRAMES, size=CLIP_SIZE, seed=0, motion="gentle")
     tracker = FaceTracker("cpu")
     track = tracker.track(frames, 25)
-    meshes = track.template + jaw_open_delta(track.template, driving_openings(CLIP_FRAMES))
+    neutral = neutral_mesh(track)
+    meshes = neutral + jaw_open_delta(neutral, driving_openings(CLIP_FRAMES))
     crops = aligned_crops(frames, track)
     warped, masks = warp_crops(MeshWarp(torch.device("cpu")), crops, track, meshes)
     output, regions = paste_back(frames, warped, track.crop_affine, masks)
-    return frames, output, regions, meshes, tracker
+    return frames, output, regions, meshes, tracker, track, info
 
 
 def test_retracked_output_lip_gap_follows_the_driving_mesh(lipsynced):
-    _, output, _, meshes, tracker = lipsynced
+    _, output, _, meshes, tracker, *_ = lipsynced
     retracked = tracker.track(output, 25)
     assert retracked.valid.all()
     wanted = lip_gap(torch.from_numpy(meshes)).numpy()
@@ -48,7 +50,7 @@ def test_retracked_output_lip_gap_follows_the_driving_mesh(lipsynced):
 
 
 def test_lower_face_keeps_its_colours_on_the_real_photo(lipsynced):
-    frames, output, regions, _, _ = lipsynced
+    frames, output, regions, *_ = lipsynced
     for before, after, region in zip(frames, output, regions):
         ys, xs = region.window.slices()
         inside = (region.weights > 0.5).numpy()
@@ -58,7 +60,7 @@ def test_lower_face_keeps_its_colours_on_the_real_photo(lipsynced):
 
 
 def test_pixels_outside_the_pasted_mask_are_bit_identical(lipsynced):
-    frames, output, regions, _, _ = lipsynced
+    frames, output, regions, *_ = lipsynced
     for before, after, region in zip(frames, output, regions):
         untouched = np.ones(before.shape[:2], bool)
         ys, xs = region.window.slices()
@@ -69,7 +71,7 @@ def test_pixels_outside_the_pasted_mask_are_bit_identical(lipsynced):
 
 def test_unchanged_mesh_gives_back_the_image():
     face = photo_face()
-    image = torch.from_numpy(load_portrait()).permute(2, 0, 1)[None].float() / 127.5 - 1
+    image = torch.from_numpy(load_portrait().copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
     tracked = torch.from_numpy(face.landmarks)[None]
     warped, changed = warp_faces(image, tracked, tracked.clone(), MouthMemory(image[:0], tracked[:0]))
     assert (warped - image).abs().max() < 1e-3  # a tenth of a level: resampled at the same places
@@ -114,9 +116,8 @@ def test_memory_keeps_the_widest_and_closest_mouths():
 
 
 def test_memory_frames_are_spread_over_the_clips_openings(lipsynced):
-    *_, tracker = lipsynced
-    frames, info = synthetic_talking_clip(CLIP_FRAMES, size=CLIP_SIZE, seed=0, motion="still")
-    chosen = memory_frames(tracker.track(frames, 25), size=4)
+    *_, track, info = lipsynced
+    chosen = memory_frames(track, size=4)
     assert len(chosen) == 4
     assert info.mouth_opening[chosen].min() == 0 and info.mouth_opening[chosen].max() > 0.8 * info.mouth_opening.max()
 
@@ -156,15 +157,15 @@ def test_cli_drive_with_the_warp_needs_no_models_and_times_its_stages(tmp_path_f
     assert output.exists() and "warp " in summary and "generator 0.0s" in summary
 
 
-def test_mesh_warp_node_matches_the_generator_nodes_crops_socket():
-    from resyncer_core.face.track import FaceTrack
+def test_mesh_warp_node_matches_the_generator_nodes_crops_socket(lipsynced):
+    from resyncer_core.stages.functions import select_frames
 
     from nodes.common import uint8_to_image
     from nodes.mesh_warp import ReSyncerMeshWarp
 
-    frames, _ = synthetic_talking_clip(4, size=(256, 256), seed=2, motion="still")
-    track: FaceTrack = FaceTracker("cpu").track(frames, 25)
-    crops = (aligned_crops(frames, track) + 1) / 2
+    frames, *_, clip_track, _ = lipsynced
+    track = select_frames(clip_track, np.arange(4))
+    crops = (aligned_crops(frames[:4], track) + 1) / 2
     meshes = track.template + jaw_open_delta(track.template, np.array([0.0, 0.3, 0.6, 1.0]))
     images, mask = ReSyncerMeshWarp().warp(crops.permute(0, 2, 3, 1), track, meshes, "mouth", 2, "cpu")
     assert images.shape == (4, 256, 256, 3) and mask.shape == (4, 256, 256)

@@ -46,6 +46,8 @@ RING_SCALE = 1.5
 REGION_FADE_BAND = 1.5
 # A dark red-brown mouth cavity, −1..1.
 CAVITY_RGB = (0.26 * 2 - 1, 0.09 * 2 - 1, 0.10 * 2 - 1)
+# An opening this many pixels high shows the cavity colour fully; thinner ones partly.
+CAVITY_SOLID_HEIGHT_PX = 3.0
 MEMORY_SIZE = 8
 MASK_MODES = ("mouth", "face")
 
@@ -241,8 +243,19 @@ def _fill_mouth(warped, images, tracked, new, memory: MouthMemory, in_mouth) -> 
     triangles = torch.from_numpy(triangles_np).to(device)
     fragments = rasterize_triangles(torch.cat([target, torch.zeros_like(target[..., :1])], -1), triangles, height, width)
     positions = _interpolate(source, triangles, fragments.triangle_id, fragments.barycentric)
+    # In the cavity strip the source is the remembered mid-line (both its edges map there); the
+    # cavity colour covers it in proportion to the strip's local height, so a sliver of an
+    # opening is a faint line rather than dark dots.
     fill = _sample(sources, positions)
-    shown = ((fragments.triangle_id >= 0) & (fragments.triangle_id < first_cavity))[:, None]
+    count = len(_LIP_PAIRS)
+    opening = (target[:, 2 * count:3 * count] - target[:, count:2 * count]).norm(dim=-1)
+    heights = torch.cat([torch.zeros_like(opening), opening, opening, torch.zeros_like(opening)], 1)
+    height_here = _interpolate(heights[..., None].expand(-1, -1, 2), triangles, fragments.triangle_id,
+                               fragments.barycentric)[..., 0]
+    darkness = (height_here / CAVITY_SOLID_HEIGHT_PX).clamp(0, 1)[:, None]
     cavity = torch.tensor(CAVITY_RGB, device=device, dtype=warped.dtype).view(1, 3, 1, 1)
-    fill = torch.where(shown, fill, cavity.expand_as(fill))
-    return torch.where(in_mouth[:, None], fill, warped)
+    layer = fragments.triangle_id[:, None]
+    fill = torch.where(layer >= first_cavity, fill + darkness * (cavity - fill), fill)
+    # Pixels of the closed mesh's mouth that no layer covers (edge rounding, lips that cross)
+    # keep the plain warp.
+    return torch.where(in_mouth[:, None] & (layer >= 0), fill, warped)
