@@ -23,7 +23,7 @@ from resyncer_core.models.registry import model_kind
 from resyncer_core.stages.functions import aligned_crops, generate_crops, overlay_crops
 from resyncer_core.stages.warping import MeshWarp, mouth_memory, warp_crops
 from resyncer_core.synth import synthetic_talking_clip
-from resyncer_core.synth.mouth import jaw_open_delta
+from resyncer_core.synth.mouth import jaw_meshes
 
 
 def main() -> None:
@@ -38,7 +38,8 @@ def main() -> None:
 
     frames, _ = synthetic_talking_clip(args.frames, size=(720, 1280), seed=0)
     track = FaceTracker(device).track(frames, 25)
-    meshes = track.template + jaw_open_delta(track.template, np.linspace(0, 1, args.frames))
+    openings = np.linspace(0, 1, args.frames)
+    meshes = jaw_meshes(track.template, openings)
     crops = aligned_crops(frames, track)
     warp = MeshWarp(device, mouth_memory(crops, track))
     config = preset_config(args.preset, "generator")

@@ -10,9 +10,9 @@ import torch
 from resyncer_core.face import FaceTracker
 from resyncer_core.render.mesh_warp import CAVITY_RGB, MouthMemory, lip_gap, warp_faces
 from resyncer_core.stages.functions import aligned_crops, paste_back
-from resyncer_core.stages.warping import MeshWarp, choose_renderer, memory_frames, neutral_mesh, warp_crops
+from resyncer_core.stages.warping import MeshWarp, choose_renderer, memory_frames, warp_crops
 from resyncer_core.synth import synthetic_talking_clip
-from resyncer_core.synth.mouth import jaw_open_delta, photo_face
+from resyncer_core.synth.mouth import jaw_meshes, photo_face
 from resyncer_core.synth.portrait import load_portrait
 
 CLIP_FRAMES = 30
@@ -32,8 +32,7 @@ def lipsynced():
     frames, info = synthetic_talking_clip(CLIP_FRAMES, size=CLIP_SIZE, seed=0, motion="gentle")
     tracker = FaceTracker("cpu")
     track = tracker.track(frames, 25)
-    neutral = neutral_mesh(track)
-    meshes = neutral + jaw_open_delta(neutral, driving_openings(CLIP_FRAMES))
+    meshes = jaw_meshes(track.template, driving_openings(CLIP_FRAMES))
     crops = aligned_crops(frames, track)
     warped, masks = warp_crops(MeshWarp(torch.device("cpu")), crops, track, meshes)
     output, regions = paste_back(frames, warped, track.crop_affine, masks)
@@ -86,24 +85,16 @@ def test_open_mouth_without_an_open_frame_is_a_dark_cavity():
     tracked = torch.from_numpy(face.landmarks)[None]
     closed = tracked.clone()
     closed[:, [95, 88, 178, 87, 14, 317, 402, 318, 324]] = closed[:, [191, 80, 81, 82, 13, 312, 311, 310, 415]]
-    opened = torch.from_numpy(_posed(face, jaw_open_delta(face.canonical, np.array([1.0]))))
+    opened = torch.from_numpy(_posed(face, jaw_meshes(face.canonical, np.array([1.0]))))
     warped, _ = warp_faces(image, closed, opened, MouthMemory(image[:0], tracked[:0]))
     mouth_centre = opened[0, [13, 14], :2].mean(0).long()
     assert torch.allclose(warped[0, :, mouth_centre[1], mouth_centre[0]], torch.tensor(CAVITY_RGB), atol=1e-5)
 
 
-def _posed(face, deltas: np.ndarray) -> np.ndarray:
+def _posed(face, meshes: np.ndarray) -> np.ndarray:
     from resyncer_core.face.canonical import from_canonical
 
-    return from_canonical(torch.from_numpy(face.canonical + deltas), face.pose).numpy()
-
-
-def test_jaw_opening_lowers_the_chin_and_keeps_the_upper_face():
-    face = photo_face()
-    delta = jaw_open_delta(face.canonical, np.array([0.0, 1.0]))
-    assert np.abs(delta[0]).max() == 0
-    assert delta[1, 152, 1] < -0.5 and delta[1, 14, 1] < -0.5  # chin and lower lip go down (canonical y up)
-    assert np.abs(delta[1, [1, 6, 10, 13, 33, 263]]).max() < 0.05  # nose, forehead, upper lip, eyes stay
+    return from_canonical(torch.from_numpy(meshes), face.pose).numpy()
 
 
 def test_memory_keeps_the_widest_and_closest_mouths():
@@ -166,7 +157,7 @@ def test_mesh_warp_node_matches_the_generator_nodes_crops_socket(lipsynced):
     frames, *_, clip_track, _ = lipsynced
     track = select_frames(clip_track, np.arange(4))
     crops = (aligned_crops(frames[:4], track) + 1) / 2
-    meshes = track.template + jaw_open_delta(track.template, np.array([0.0, 0.3, 0.6, 1.0]))
+    meshes = jaw_meshes(track.template, np.array([0.0, 0.3, 0.6, 1.0]))
     images, mask = ReSyncerMeshWarp().warp(crops.permute(0, 2, 3, 1), track, meshes, "mouth", 2, "cpu")
     assert images.shape == (4, 256, 256, 3) and mask.shape == (4, 256, 256)
     assert torch.equal(images[mask == 0], crops.permute(0, 2, 3, 1)[mask == 0])

@@ -17,9 +17,9 @@ from PIL import Image
 from resyncer_core.face import FaceTracker
 from resyncer_core.render.mesh_warp import lip_gap
 from resyncer_core.stages.functions import aligned_crops, paste_back
-from resyncer_core.stages.warping import MeshWarp, neutral_mesh, warp_crops
+from resyncer_core.stages.warping import MeshWarp, warp_crops
 from resyncer_core.synth import synthetic_talking_clip
-from resyncer_core.synth.mouth import jaw_open_delta
+from resyncer_core.synth.mouth import jaw_meshes
 
 FRAMES = 50
 SIZE = (480, 480)
@@ -34,8 +34,7 @@ def main() -> None:
     tracker = FaceTracker("cpu")
     track = tracker.track(frames, 25)
     openings = (0.5 - 0.5 * np.cos(np.linspace(0, 4 * np.pi, FRAMES))).astype(np.float32)
-    neutral = neutral_mesh(track)
-    meshes = neutral + jaw_open_delta(neutral, openings)
+    meshes = jaw_meshes(track.template, openings)
     warped, masks = warp_crops(MeshWarp(torch.device("cpu")), aligned_crops(frames, track), track, meshes)
     output, regions = paste_back(frames, warped, track.crop_affine, masks)
 

@@ -58,16 +58,6 @@ def tracked_in_crop(track: FaceTrack) -> torch.Tensor:
     return posed_mesh_in_crop(torch.from_numpy(track.canonical), track.pose, track.crop_affine)
 
 
-def neutral_mesh(track: FaceTrack) -> np.ndarray:
-    """The tracked canonical mesh [468,3] with the smallest lip gap: the clip's closed mouth,
-    where synthetic jaw motion starts (the clip-mean template carries an average opening)."""
-    valid = np.flatnonzero(track.valid)
-    if not len(valid):
-        return track.template.copy()
-    gaps = lip_gap(torch.from_numpy(track.canonical[valid])).numpy()
-    return track.canonical[valid[np.argmin(gaps)]].copy()
-
-
 def memory_frames(track: FaceTrack, size: int = MEMORY_SIZE) -> np.ndarray:
     """Indices (sorted) of up to `size` tracked frames spread evenly over the clip's lip gaps,
     the widest included: the frames a mouth memory keeps (MouthMemory.from_frames' choice)."""

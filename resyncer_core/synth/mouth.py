@@ -1,13 +1,13 @@
-"""Opening the photo's mouth with exact meshes: the tracked mesh of the photo, a jaw that turns
-about its hinge, and the mesh-warp renderer.
+"""Moving the photo's mouth with exact meshes: the tracked mesh of the photo, the viseme rig,
+and the mesh-warp renderer.
 
 The photo is tracked once (the bundled face landmark network, on the photo upscaled so the
-face is large for it); its canonical mesh is the clip's neutral face. A frame's mesh is that
-mesh plus a displacement ΔM (jaw_open_delta from the speech envelope, or any [468,3] ΔM a
-caller supplies, e.g. from a viseme rig), posed back with the photo's own pose; the warp moves
-the photo from the tracked to the new mesh and fills the mouth from the photo's own (slightly
-open, smiling) mouth, with a dark cavity where it opens wider. The mesh of every frame is
-therefore known exactly, in photo and in frame pixels.
+face is large for it). A frame's mesh is the photo's canonical mesh plus a displacement ΔM
+(the synthetic clips take the viseme rig's: its closed-lip rest plus the speech movement),
+posed back with the photo's own pose; the warp moves the photo from the tracked to the new
+mesh and fills the mouth from the photo's own (parted, smiling) mouth, with a dark cavity
+where it opens wider. The mesh of every frame is therefore known exactly, in photo and in
+frame pixels.
 """
 
 from __future__ import annotations
@@ -25,17 +25,6 @@ from ..render.mesh_warp import MouthMemory, ring_vertices, warp_faces, warp_tria
 # The photo is tracked at this many times its asset size (288 px): the landmark network
 # wants a face of a few hundred pixels.
 _TRACKING_UPSCALE = 2
-# Jaw hinge in canonical units (x is the axis): level with the ear's root, behind the face.
-_JAW_PIVOT_YZ = (0.0, -2.5)
-# Jaw rotation at opening 1: about 1.4 units (≈ cm) of extra lip gap, a wide open vowel.
-MAX_JAW_ANGLE = 0.16
-# Vertical band (canonical units) over which the jaw's share falls from lower to upper lip,
-# widening sideways beyond the mouth corners so the cheeks stretch instead of shearing.
-_LIP_BAND = 0.25
-_CHEEK_BAND_PER_UNIT = 0.8
-_MOUTH_CORNER_X = 2.4
-_INNER_UPPER_LIP = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
-_INNER_LOWER_LIP = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 _WINDOW_MARGIN = 2  # pixels: bilinear sampling reads one beyond a triangle's edge
 
 
@@ -47,6 +36,19 @@ class PhotoFace:
     landmarks: np.ndarray
     pose: Pose
     canonical: np.ndarray
+
+
+def jaw_meshes(template: np.ndarray, openings: np.ndarray) -> np.ndarray:
+    """Canonical meshes [T,468,3]: the viseme rig's closed-lip rest of `template` [468,3] with
+    only the jaw moving, opened by `openings` [T] (0 closed, 1 a wide "aa"): the simplest
+    exact driving mesh for checks of a renderer."""
+    from .articulation import ARTICULATION_PARAMETERS
+    from .viseme_rig import VisemeRig
+
+    rig = VisemeRig(template)
+    parameters = np.zeros((len(openings), len(ARTICULATION_PARAMETERS)), np.float32)
+    parameters[:, ARTICULATION_PARAMETERS.index("jaw")] = openings
+    return (rig.rest + rig.displacements(parameters)).numpy()
 
 
 @functools.cache
@@ -67,35 +69,6 @@ def photo_face() -> PhotoFace:
     pose = fit_pose(landmarks, torch.tensor(topology.template_vertices()), torch.tensor(topology.rigid_weights()))
     canonical = to_canonical(landmarks, pose)[0].numpy()
     return PhotoFace(landmarks[0].numpy(), pose.numpy(), canonical)
-
-
-def _jaw_share(mesh: np.ndarray) -> np.ndarray:
-    """[468] how much of the jaw's turn each vertex of `mesh` takes: 1 below the lip line (lower
-    lip, chin, jaw), 0 above it (upper lip and up), smooth in between."""
-    x, y = mesh[:, 0], mesh[:, 1]
-
-    def contour_height(ids):
-        points = mesh[list(ids)]
-        order = np.argsort(points[:, 0])
-        return np.interp(x, points[order, 0], points[order, 1])
-
-    lip_line = 0.5 * (contour_height(_INNER_UPPER_LIP) + contour_height(_INNER_LOWER_LIP))
-    band = _LIP_BAND + _CHEEK_BAND_PER_UNIT * np.maximum(0.0, np.abs(x) - _MOUTH_CORNER_X)
-    share = np.clip((lip_line - y) / band + 0.5, 0, 1)
-    return share * share * (3 - 2 * share)
-
-
-def jaw_open_delta(mesh: np.ndarray, openings: np.ndarray) -> np.ndarray:
-    """ΔM [T,468,3] that opens the jaw of canonical `mesh` [468,3] by `openings` [T] (0 rest,
-    1 wide open): the jaw turns down and back about its hinge, the upper face stays."""
-    mesh = np.asarray(mesh, dtype=np.float64)
-    angles = np.asarray(openings, dtype=np.float64)[:, None] * MAX_JAW_ANGLE * _jaw_share(mesh)[None]
-    dy, dz = mesh[:, 1] - _JAW_PIVOT_YZ[0], mesh[:, 2] - _JAW_PIVOT_YZ[1]
-    cos, sin = np.cos(angles), np.sin(angles)
-    delta = np.zeros(angles.shape + (3,))
-    delta[..., 1] = dy * cos - dz * sin - dy
-    delta[..., 2] = dy * sin + dz * cos - dz
-    return delta.astype(np.float32)
 
 
 class PortraitMouth:

@@ -1,8 +1,8 @@
 """Synthetic talking-head clips made from the bundled face photo.
 
-Frame t shows the portrait (feathered into a gradient background) with its jaw opened by the
-speech envelope at t (synth.mouth: the photo's tracked mesh, a turned jaw, the mesh warp) and
-the whole head moved by a smooth seeded pose at t. Every frame
+Frame t shows the portrait (feathered into a gradient background) with its mouth shaped by the
+viseme rig for the speech plan's phones at t (synth.mouth: the photo's tracked mesh, the rig,
+the mesh warp) and the whole head moved by a smooth seeded pose at t. Every frame
 is a pure function of (seed, motion, size, fps, t): clips are reproducible, any range of
 frames can be rendered on its own, and a 60 s 720p clip streams in chunks.
 
@@ -20,12 +20,15 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ResyncerInputError
+from ..face.lips import lip_aperture
 from ..video.frame_rate import FrameRate, as_frame_rate
 from ..video.frame_size import as_frame_size
 from .head_motion import HeadMotion
-from .mouth import PortraitMouth, jaw_open_delta
+from .mouth import PortraitMouth
 from .portrait import FACE_LAYOUT, KEYPOINT_NAMES, load_portrait, vignette_alpha
 from .speech_plan import SpeechPlan
+from .articulation import ARTICULATION_PARAMETERS
+from .viseme_rig import SpeakingStyle, VisemeRig, articulation_curves
 
 DEFAULT_SIZE = (720, 1280)
 DEFAULT_CHUNK_SIZE = 32
@@ -38,6 +41,9 @@ _HEAD_CENTER = (0.5, 0.45)  # fractions of width and height where the head's mid
 # feathered edge of the portrait is hard to see.
 _BACKGROUND_TOP_RGB = np.array([202.0, 193.0, 189.0])
 _BACKGROUND_BOTTOM_RGB = np.array([172.0, 164.0, 162.0])
+# The photo's speaker articulates clearly (the rig's reference speaker, a third more movement),
+# so the mouth reads at small frame sizes.
+SPEAKING_STYLE = SpeakingStyle(amplitude=1.3)
 # Mesh vertices the moving keypoints follow: the inner lips' mid-line (mouth centre), the chin.
 _MOUTH_CENTRE_VERTICES = [13, 14]
 _CHIN_VERTEX = 152
@@ -52,7 +58,7 @@ class SyntheticClipInfo:
     seed: int
     motion: str
     plan: SpeechPlan
-    mouth_opening: np.ndarray  # float32 [T] in 0..1, the speech envelope at each frame
+    mouth_opening: np.ndarray  # float32 [T] in 0..1: the shown mesh's lip aperture over its widest "aa"
     head_pose: np.ndarray  # float32 [T, 4]: rotation (deg, counter-clockwise), scale, shift x, shift y (pixels)
     # float32 [T, 5, 2] x, y in frame pixels, named by KEYPOINT_NAMES; hand-measured on the photo,
     # so within a few pixels of where a landmark network puts its own (differently defined) points.
@@ -91,6 +97,13 @@ class TalkingHeadRenderer:
         alpha = np.rint(vignette_alpha(side, side, feather=0.25) * 255).astype(np.uint8)
         self._portrait = np.dstack([scaled, alpha])
         self._mouth = PortraitMouth(self._scale, (side, side))
+        self._rig = VisemeRig(self._mouth.canonical)
+        self._phones = self.plan.phone_timings()
+        # ΔM from the photo's own mesh to the rig's closed-lip rest, where speech starts.
+        self._to_rest = (self._rig.rest.numpy() - self._mouth.canonical)[None]
+        wide_open = np.zeros((1, len(ARTICULATION_PARAMETERS)), dtype=np.float32)
+        wide_open[0, ARTICULATION_PARAMETERS.index("jaw")] = SPEAKING_STYLE.amplitude
+        self._full_aperture = float(lip_aperture(self._rig.rest + self._rig.displacements(wide_open))[0])
         self._pivot = np.array([FACE_LAYOUT.nose_tip[0], (FACE_LAYOUT.hair_top_y + FACE_LAYOUT.chin[1]) / 2]) * self._scale
         self._rest_position = np.array([_HEAD_CENTER[0] * width, _HEAD_CENTER[1] * height])
         self._background = Image.fromarray(_vertical_gradient(height, width))
@@ -105,8 +118,9 @@ class TalkingHeadRenderer:
         return pose
 
     def deltas(self, indices: np.ndarray) -> np.ndarray:
-        """ΔM [n,468,3] of frames `indices`: the jaw opened by the speech envelope."""
-        return jaw_open_delta(self._mouth.canonical, self.plan.envelope(self.times(indices)))
+        """ΔM [n,468,3] of frames `indices` from the photo's mesh: the rig's mouth for the plan's phones."""
+        curves = articulation_curves(self._phones, self.times(indices), SPEAKING_STYLE)
+        return self._to_rest + self._rig.displacements(curves, SPEAKING_STYLE).numpy()
 
     def render(self, indices: np.ndarray) -> np.ndarray:
         indices = np.asarray(indices)
@@ -118,9 +132,10 @@ class TalkingHeadRenderer:
 
     def info(self) -> SyntheticClipInfo:
         indices = np.arange(self.frame_count)
-        openings = self.plan.envelope(self.times(indices))
         poses = self.poses(indices)
         deltas = self.deltas(indices)
+        meshes = self._mouth.canonical + deltas
+        openings = np.clip(lip_aperture(meshes).numpy() / self._full_aperture, 0, 1)
         landmarks = self._mouth.landmarks(deltas)  # scaled-photo pixels
         rest = self._mouth.landmarks(np.zeros_like(deltas[:1]))[0]
         keypoints = np.repeat(FACE_LAYOUT.keypoints()[None] * self._scale, len(indices), axis=0)
@@ -140,7 +155,7 @@ class TalkingHeadRenderer:
         return SyntheticClipInfo(self.frame_rate, self.size, self.seed, self.motion, self.plan,
                                  openings.astype(np.float32), poses.astype(np.float32),
                                  keypoints.astype(np.float32), face_box.astype(np.float32),
-                                 (self._mouth.canonical + deltas).astype(np.float32), frame_landmarks.astype(np.float32))
+                                 meshes.astype(np.float32), frame_landmarks.astype(np.float32))
 
     def _render_one(self, portrait: np.ndarray, pose: np.ndarray) -> np.ndarray:
         portrait = Image.fromarray(portrait)
