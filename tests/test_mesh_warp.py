@@ -110,7 +110,7 @@ def test_memory_frames_are_spread_over_the_clips_openings(lipsynced):
     *_, track, info = lipsynced
     chosen = memory_frames(track, size=4)
     assert len(chosen) == 4
-    assert info.mouth_opening[chosen].min() == 0 and info.mouth_opening[chosen].max() > 0.8 * info.mouth_opening.max()
+    assert info.mouth_opening[chosen].min() < 0.02 and info.mouth_opening[chosen].max() > 0.8 * info.mouth_opening.max()
 
 
 def _write_random_generator(path, random: bool):
