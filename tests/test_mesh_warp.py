@@ -14,14 +14,16 @@ from resyncer_core.stages.warping import MeshWarp, choose_renderer, memory_frame
 from resyncer_core.synth import synthetic_talking_clip
 from resyncer_core.synth.mouth import jaw_meshes, photo_face
 from resyncer_core.synth.portrait import load_portrait
+from resyncer_core.synth.talking_clip import SPEAKING_STYLE
 
 CLIP_FRAMES = 30
 CLIP_SIZE = (320, 320)
 
 
 def driving_openings(count: int) -> np.ndarray:
-    """Closed → wide open → closed twice: a pattern unlike the target clip's own speech."""
-    return (0.5 - 0.5 * np.cos(np.linspace(0, 4 * np.pi, count))).astype(np.float32)
+    """Jaw openings from closed to the synthetic speaker's widest "aa" and back, twice: a
+    pattern unlike the target clip's own speech."""
+    return (SPEAKING_STYLE.amplitude * (0.5 - 0.5 * np.cos(np.linspace(0, 4 * np.pi, count)))).astype(np.float32)
 
 
 @pytest.fixture(scope="module")

@@ -20,6 +20,7 @@ from resyncer_core.stages.functions import aligned_crops, paste_back
 from resyncer_core.stages.warping import MeshWarp, warp_crops
 from resyncer_core.synth import synthetic_talking_clip
 from resyncer_core.synth.mouth import jaw_meshes
+from resyncer_core.synth.talking_clip import SPEAKING_STYLE
 
 FRAMES = 50
 SIZE = (480, 480)
@@ -33,7 +34,8 @@ def main() -> None:
     frames, _ = synthetic_talking_clip(FRAMES, size=SIZE, seed=0, motion="gentle")
     tracker = FaceTracker("cpu")
     track = tracker.track(frames, 25)
-    openings = (0.5 - 0.5 * np.cos(np.linspace(0, 4 * np.pi, FRAMES))).astype(np.float32)
+    # Jaw openings from closed to the synthetic speaker's widest "aa" and back, twice.
+    openings = (SPEAKING_STYLE.amplitude * (0.5 - 0.5 * np.cos(np.linspace(0, 4 * np.pi, FRAMES)))).astype(np.float32)
     meshes = jaw_meshes(track.template, openings)
     warped, masks = warp_crops(MeshWarp(torch.device("cpu")), aligned_crops(frames, track), track, meshes)
     output, regions = paste_back(frames, warped, track.crop_affine, masks)
@@ -48,7 +50,7 @@ def main() -> None:
     print(f"lip gap of the re-tracked output vs the driving mesh: correlation {np.corrcoef(wanted, seen)[0, 1]:.3f}")
     print(f"lower-face mean colour shift: max {max(shifts):.2f} levels, median {np.median(shifts):.2f}")
 
-    picks = [int(np.argmin(openings[:15])), int(np.argmin(np.abs(openings[:15] - 0.5))), int(np.argmax(openings[:15]))]
+    picks = [int(np.argmin(openings[:15])), int(np.argmin(np.abs(openings[:15] - openings.max() / 2))), int(np.argmax(openings[:15]))]
     box = (slice(SIZE[0] * 3 // 10, SIZE[0] * 3 // 4), slice(SIZE[1] * 3 // 10, SIZE[1] * 7 // 10))
     rows = [np.concatenate([images[i][box] for i in picks], 1) for images in (frames, output)]
     args.output.parent.mkdir(parents=True, exist_ok=True)
