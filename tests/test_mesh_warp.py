@@ -164,3 +164,24 @@ def test_mesh_warp_node_matches_the_generator_nodes_crops_socket(lipsynced):
     assert images.shape == (4, 256, 256, 3) and mask.shape == (4, 256, 256)
     assert torch.equal(images[mask == 0], crops.permute(0, 2, 3, 1)[mask == 0])
     assert not torch.equal(images, uint8_to_image(np.zeros((4, 256, 256, 3), np.uint8)))
+
+
+def test_generator_node_with_an_untrained_checkpoint_uses_the_warp(lipsynced, tmp_path, caplog):
+    from resyncer_core.models.checkpoint import load_checkpoint
+    from resyncer_core.stages.functions import select_frames
+
+    from nodes.common import LoadedModel
+    from nodes.generator import ReSyncerGenerator
+    from nodes.mesh_warp import ReSyncerMeshWarp
+
+    frames, *_, clip_track, _ = lipsynced
+    track = select_frames(clip_track, np.arange(2))
+    crops = ((aligned_crops(frames[:2], track) + 1) / 2).permute(0, 2, 3, 1)
+    meshes = jaw_meshes(track.template, np.array([0.0, 1.0]))
+    path = _write_random_generator(tmp_path / "generator.safetensors", random=True)
+    handle = LoadedModel(load_checkpoint(path, kind="generator")[0], "cpu", str(path), "generator")
+    with caplog.at_level("WARNING", logger="resyncer.nodes"):
+        (generated,) = ReSyncerGenerator().generate(handle, crops, crops, 2, face_track=track, meshes=meshes)
+    warped, _ = ReSyncerMeshWarp().warp(crops, track, meshes, "mouth", 2, "cpu")
+    assert torch.equal(generated, warped)
+    assert len(caplog.records) == 1 and "random initialisation" in caplog.records[0].getMessage()
