@@ -32,13 +32,11 @@ import torch
 import torch.nn.functional as F
 
 from ..errors import ResyncerInputError
-from ..face import topology
+from ..face import lips, topology
 from .torch_rasterizer import rasterize_triangles
 
-# MediaPipe's inner lip contour (upper 78 → 308, then lower back), and the mid-line pair whose
-# distance is the lip gap.
-INNER_LIP = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308, 324, 318, 402, 317, 14, 87, 178, 88, 95)
-INNER_LIP_MIDLINE = (13, 14)
+# The inner-lip mid-line pair whose distance is the lip gap.
+INNER_LIP_MIDLINE = (lips.INNER_UPPER[5], lips.INNER_LOWER[5])
 # The fixed ring sits this many times the oval's distance from its centre: far enough that a
 # dropped chin (about 10 % of the face height) still lies well inside it.
 RING_SCALE = 1.5
@@ -56,7 +54,7 @@ MASK_MODES = ("mouth", "face")
 def mouth_triangles() -> np.ndarray:
     """Closed-mesh triangles that fill the opening between the inner lip contours, [18, 3]."""
     inner = np.zeros(topology.NUM_VERTICES, dtype=bool)
-    inner[list(INNER_LIP)] = True
+    inner[list(lips.INNER_UPPER + lips.INNER_LOWER)] = True
     closed = topology.closed_triangles()
     return closed[inner[closed].all(axis=1)]
 
@@ -205,7 +203,7 @@ def _mouth_layers(upper: torch.Tensor, lower: torch.Tensor, half_gap: torch.Tens
 def _layer_triangles() -> tuple[np.ndarray, int]:
     """Triangles over the 4 × 11 layer points: the upper strip, the lower strip, then the
     cavity strip between them; and the index of the first cavity triangle."""
-    count = len(_LIP_PAIRS)
+    count = len(lips.INNER_UPPER)
 
     def strip(top: int, bottom: int) -> np.ndarray:
         i = np.arange(count - 1)
@@ -215,11 +213,6 @@ def _layer_triangles() -> tuple[np.ndarray, int]:
     return np.concatenate([strip(0, 1), strip(2, 3), strip(1, 2)]).astype(np.int64), 2 * 2 * (count - 1)
 
 
-# (upper, lower) inner-lip pairs from corner to corner, the corners paired with themselves.
-_LIP_PAIRS = ((78, 78), (191, 95), (80, 88), (81, 178), (82, 87), (13, 14), (312, 317), (311, 402), (310, 318),
-              (415, 324), (308, 308))
-
-
 def _fill_mouth(warped, images, tracked, new, memory: MouthMemory, in_mouth) -> torch.Tensor:
     """Paints the inner-mouth pixels of `warped`. The source is the image's own mouth, or the
     memory frame whose lip gap is nearer the new one: its upper half of the mouth hangs from
@@ -227,7 +220,7 @@ def _fill_mouth(warped, images, tracked, new, memory: MouthMemory, in_mouth) -> 
     there; what opens between them is the dark cavity."""
     device = warped.device
     batch, _, height, width = warped.shape
-    upper_ids, lower_ids = (torch.tensor(ids, device=device) for ids in zip(*_LIP_PAIRS))
+    upper_ids, lower_ids = torch.tensor(lips.INNER_UPPER, device=device), torch.tensor(lips.INNER_LOWER, device=device)
     wanted = lip_gap(new)
     sources, meshes = images, tracked[..., :2]
     if len(memory):
@@ -247,7 +240,7 @@ def _fill_mouth(warped, images, tracked, new, memory: MouthMemory, in_mouth) -> 
     # cavity colour covers it in proportion to the strip's local height, so a sliver of an
     # opening is a faint line rather than dark dots.
     fill = _sample(sources, positions)
-    count = len(_LIP_PAIRS)
+    count = len(lips.INNER_UPPER)
     opening = (target[:, 2 * count:3 * count] - target[:, count:2 * count]).norm(dim=-1)
     heights = torch.cat([torch.zeros_like(opening), opening, opening, torch.zeros_like(opening)], 1)
     height_here = _interpolate(heights[..., None].expand(-1, -1, 2), triangles, fragments.triangle_id,
