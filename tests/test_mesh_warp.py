@@ -133,8 +133,11 @@ def test_auto_renderer_replaces_an_untrained_generator_and_says_so(tmp_path):
     assert choose_renderer("auto", untrained, lines.append) == "warp"
     assert len(lines) == 1 and "random initialisation" in lines[0] and "\n" not in lines[0]
     assert choose_renderer("auto", trained, lines.append) == "generator"
-    assert choose_renderer("auto", tmp_path / "missing.safetensors", lines.append) == "warp"
-    assert choose_renderer("generator", untrained, lines.append) == "generator" and len(lines) == 2
+    assert choose_renderer("auto", tmp_path / "missing.safetensors", lines.append) == "generator"  # loader says so
+    assert choose_renderer("generator", untrained, lines.append) == "generator" and len(lines) == 1
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"not a checkpoint")
+    assert choose_renderer("auto", corrupt, lines.append) == "generator"  # its loader names the problem
 
 
 def test_cli_drive_with_the_warp_needs_no_models_and_times_its_stages(tmp_path_factory, tmp_path, capsys):

@@ -22,7 +22,7 @@ def _add_render_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--x264-preset", default="medium", help="x264 speed preset (default medium)")
     parser.add_argument("--renderer", choices=RENDERERS, default="auto",
                         help="how the new mouth is drawn: the trained generator, or the training-free mesh warp "
-                             "(any face, no weights); auto uses the generator unless it is missing or untrained")
+                             "(any face, no weights); auto uses the generator unless it is untrained (random-initialised)")
 
 
 def _add_length_arguments(parser: argparse.ArgumentParser, driving: str) -> None:
@@ -88,7 +88,7 @@ def _render_setup(args, with_audio: bool):
     # drive has no --syncformer: its meshes come from the driver video, not from stage 1.
     models = load_pipeline_models(args.models, args.device, with_audio=with_audio, generator_path=args.generator,
                                   syncformer_path=getattr(args, "syncformer", None), renderer=args.renderer,
-                                  log=lambda line: print(f"resyncer: {line}", file=sys.stderr))
+                                  log=lambda line: print(f"resyncer: {line}"))  # stdout: stderr is for errors
     return models, options
 
 

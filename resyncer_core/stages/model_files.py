@@ -96,8 +96,8 @@ def load_pipeline_models(models_dir: str | os.PathLike | None = None, device: st
     that the encoder's feature size is the one the SyncFormer was built for. generator_path and
     syncformer_path (e.g. a training run's files) replace the folder's; the encoder is the one
     the SyncFormer file records, else the folder's Wav2Vec2. renderer is "generator", "warp"
-    (no checkpoint read) or "auto" (the generator unless it is missing or a random
-    initialisation; `log` gets the one line saying so). The folder is only needed for what
+    (no checkpoint read) or "auto" (the generator unless it is a random initialisation;
+    `log` gets the one line saying so). The folder is only needed for what
     these do not provide."""
     device = resolve_device(device)
     standalone = bool(generator_path) or renderer == "warp"

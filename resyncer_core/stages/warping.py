@@ -14,6 +14,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from safetensors import SafetensorError
 
 from ..errors import ResyncerInputError
 from ..face.alignment import CROP_SIZE
@@ -37,20 +38,26 @@ class MeshWarp:
 
 def choose_renderer(choice: str, generator_path: Path | None, log: Callable[[str], None] | None = None) -> str:
     """"generator" or "warp" for the user's `choice` (auto | generator | warp). Auto takes the
-    generator unless its checkpoint is missing or a random initialisation, and says so."""
+    generator unless its checkpoint is a random initialisation, and then says so."""
     if choice not in RENDERERS:
         raise ResyncerInputError(f"renderer {choice!r} is unknown; choose one of {', '.join(RENDERERS)}")
     if choice != "auto":
         return choice
-    if generator_path is None or not Path(generator_path).is_file():
-        reason = "no generator checkpoint was found"
-    elif is_random_initialised(generator_path):
-        reason = f"{Path(generator_path).name} is a random initialisation (untrained)"
-    else:
-        return "generator"
+    if generator_path is None or not Path(generator_path).is_file() or not _readable_and_random(Path(generator_path)):
+        return "generator"  # a missing or broken file is reported by the generator's loader
     if log is not None:
-        log(f"{reason}: rendering with the training-free mesh warp (--renderer generator to force the generator)")
+        log(f"{Path(generator_path).name} is a random initialisation (untrained): rendering with the training-free "
+            "mesh warp (--renderer generator to force the generator)")
     return "warp"
+
+
+def _readable_and_random(path: Path) -> bool:
+    """Whether the checkpoint is marked random; an unreadable file is left to the generator's
+    loader, which names what is wrong with it."""
+    try:
+        return is_random_initialised(path)
+    except (SafetensorError, OSError):
+        return False
 
 
 def tracked_in_crop(track: FaceTrack) -> torch.Tensor:
