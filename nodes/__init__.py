@@ -46,6 +46,7 @@ from . import (
     face_swap,
     generator,
     mesh_overlay,
+    mesh_warp,
     meshes_from_video,
     personalize,
     style_reference,
@@ -58,7 +59,7 @@ LOG = logging.getLogger("resyncer.nodes")
 DISPLAY_PREFIX = "ReSyncer "
 
 _MODULES = (video_io, audio, track_face, style_reference, syncformer, meshes_from_video, mesh_overlay, generator,
-            face_swap, blend, personalize)
+            mesh_warp, face_swap, blend, personalize)
 
 # Every node class the pack defines, registered or not: {node id: class}.
 ALL_NODE_CLASSES: dict[str, type] = {}

@@ -2,9 +2,13 @@
 
 from __future__ import annotations
 
+import logging
+
 from . import comfy_adapter as adapter
 from .common import (
+    FACE_TRACK,
     GENERATOR,
+    MESHES,
     batch_size_input,
     category,
     crops_to_image,
@@ -17,6 +21,7 @@ from .common import (
 )
 
 KIND = "generator"
+LOG = logging.getLogger("resyncer.nodes")
 
 
 def crop_inputs(**images):
@@ -97,15 +102,30 @@ class ReSyncerGenerator:
                 "mask": ("MASK", {"tooltip": "Mesh Overlay's mask; used by generators trained to mask low-level "
                                   "features, ignored by the others."}),
                 "precision": precision_input(),
+                "face_track": (FACE_TRACK, {"tooltip": "Track of these frames: with meshes, lets an untrained "
+                                            "(random-initialised) generator be replaced by the mesh warp."}),
+                "meshes": (MESHES, {"tooltip": "The meshes Mesh Overlay drew; see face_track."}),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
     def generate(self, generator, overlaid_crops, reference_crops, batch_size=8, mask=None, precision="fp32",
-                 unique_id=None):
+                 face_track=None, meshes=None, unique_id=None):
+        from resyncer_core.models.checkpoint import is_random_initialised
         from resyncer_core.stages.functions import generate_crops
 
+        from .mesh_warp import warp_face_crops
+
         handle = require_handle(generator, KIND, "generator")
+        if is_random_initialised(handle.source):
+            if face_track is not None and meshes is not None:
+                LOG.warning("ReSyncer: %s is a random initialisation (untrained); rendering with the mesh warp instead",
+                            handle.source)
+                progress = adapter.Progress(len(reference_crops), unique_id)
+                return (warp_face_crops(reference_crops, face_track, meshes, "mouth", batch_size,
+                                        handle.torch_device(), progress)[0],)
+            LOG.warning("ReSyncer: %s is a random initialisation (untrained) and draws noise; connect face_track and "
+                        "meshes here, or use ReSyncer Mesh Warp, to render with the mesh warp", handle.source)
         crops = crop_inputs(overlaid_crops=overlaid_crops, reference_crops=reference_crops)
         masks = mask_input(mask, len(crops["overlaid_crops"]))
         adapter.check_interrupt()

@@ -92,13 +92,8 @@ class ReSyncerPersonalize:
         import torch
 
         from resyncer_core.errors import ResyncerInputError
-        from resyncer_core.models.checkpoint import save_checkpoint
-        from resyncer_core.train.personalize import (
-            PersonalizationClip,
-            PersonalizeConfig,
-            is_random_initialised,
-            personalize_generator,
-        )
+        from resyncer_core.models.checkpoint import is_random_initialised, save_checkpoint
+        from resyncer_core.train.personalize import PersonalizationClip, PersonalizeConfig, personalize_generator
 
         handle = require_handle(generator, GENERATOR_KIND, "generator")
         if len(images) != len(face_track):

@@ -55,6 +55,8 @@ def test_lipsync_writes_the_video_and_prints_a_summary(capsys, tmp_path, models_
     assert main(argv) == 0
     captured = capsys.readouterr()
     assert "20 frames at 25 fps, 0 without a face" in captured.out and captured.err == ""
+    # The models are random-initialised: one line says the mesh warp renders instead.
+    assert sum("mesh warp" in line for line in captured.out.splitlines()) == 1
     assert probe_video(output).frame_count == 20
 
 

@@ -29,6 +29,7 @@ EXPECTED = {
     "ReSyncerLoadSyncFormer": "Load Style-SyncFormer", "ReSyncerSyncFormer": "Style-SyncFormer",
     "ReSyncerMeshesFromVideo": "Meshes From Video", "ReSyncerMeshOverlay": "Mesh Overlay",
     "ReSyncerLoadGenerator": "Load ReSync Generator", "ReSyncerGenerator": "ReSync Generator",
+    "ReSyncerMeshWarp": "Mesh Warp",
     "ReSyncerFaceIdentity": "Face Identity", "ReSyncerFaceSwapInject": "Face Swap Inject",
     "ReSyncerBlend": "Blend", "ReSyncerPersonalize": "Personalize",
     "ReSyncerLoadVideo": "Load Video", "ReSyncerLoadAudio": "Load Audio", "ReSyncerSaveVideo": "Save Video",

@@ -37,11 +37,25 @@ def test_streamed_chunks_equal_the_one_shot_clip():
 
 
 def test_mouth_follows_the_speech_envelope_of_the_same_seed():
+    """The rig shapes the mouth from the plan's phones, so the mouth opens when the voice is loud
+    (not in proportion: an "ee" or "oo" is loud with a small opening)."""
     fps, frame_count = 25, 50
     _, info = synthetic_talking_clip(frame_count, fps=fps, size=SIZE, seed=2)
     plan = SpeechPlan.generate(frame_count / fps, seed=2)
-    np.testing.assert_allclose(info.mouth_opening, plan.envelope(np.arange(frame_count) / fps), atol=1e-6)
-    assert info.mouth_opening.max() > 0.5 and info.mouth_opening.min() == 0
+    assert np.corrcoef(info.mouth_opening, plan.envelope(np.arange(frame_count) / fps))[0, 1] > 0.4
+    assert info.mouth_opening.max() > 0.4 and info.mouth_opening.min() < 0.02
+
+
+def test_clip_ground_truth_meshes_are_the_ones_shown():
+    """Re-tracking a frame finds the mesh the ground truth says was drawn."""
+    from resyncer_core.face import FaceTracker
+
+    frames, info = synthetic_talking_clip(20, size=(360, 640), seed=0, motion="gentle")
+    index = int(np.argmax(info.mouth_opening))
+    found = FaceTracker("cpu").detect(frames[index])
+    error = np.linalg.norm(found.landmarks[:, :2] - info.landmarks[index, :, :2], axis=-1)
+    face_height = np.ptp(info.landmarks[index, :, 1])
+    assert np.median(error) < 0.03 * face_height
 
 
 def test_opening_the_mouth_changes_the_lower_face_and_nothing_far_from_it():

@@ -32,6 +32,8 @@ FORMAT_VERSION = 1
 _KEY_VERSION = "resyncer.format_version"
 _KEY_KIND = "resyncer.kind"
 _KEY_CONFIG = "resyncer.config"
+# Metadata key `resyncer models init` sets to "random": the weights are an untrained start.
+INITIALISATION_KEY = "resyncer.initialisation"
 
 
 @dataclass(frozen=True)
@@ -95,6 +97,12 @@ def save_checkpoint(model: torch.nn.Module, config: Any, kind: str, path: str | 
         Path(tmp_name).unlink(missing_ok=True)
         raise
     return path
+
+
+def is_random_initialised(path: str | os.PathLike) -> bool:
+    """Whether the checkpoint at `path` is marked as a random initialisation (models init)."""
+    with safe_open(str(path), framework="pt") as handle:
+        return (handle.metadata() or {}).get(INITIALISATION_KEY) == "random"
 
 
 def _existing_file(path: str | os.PathLike) -> Path:

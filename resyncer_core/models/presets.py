@@ -21,7 +21,7 @@ import torch
 
 from ..audio import make_random_wav2vec2
 from ..errors import ResyncerInputError
-from .checkpoint import save_checkpoint
+from .checkpoint import INITIALISATION_KEY, save_checkpoint
 from .registry import model_kind
 
 PRESET_NAMES = ("tiny", "small", "paper", "paper-whisper")
@@ -35,7 +35,6 @@ MODEL_FILES = {
     "syncnet": "syncnet.safetensors",
 }
 WAV2VEC2_FOLDER = "wav2vec2"
-INITIALISATION_KEY = "resyncer.initialisation"
 # In a SyncFormer checkpoint: the audio encoder its audio_dim features come from, "whisper"
 # (the shipped encoder), "mel", or "wav2vec2" (the models folder's Wav2Vec2; assumed when absent);
 # audio.encoder_factory.audio_encoder_name gives the value for a load_audio_encoder spec.

@@ -10,6 +10,7 @@ from pathlib import Path
 from ..cli_options import add_model_arguments, add_syncformer_argument, quiet_model_loading, terminal_callbacks
 from ..models.precision import PRECISIONS
 from ..stages.functions import DEFAULT_FEATHER_PX, GENERATOR_BATCH_SIZE
+from ..stages.warping import RENDERERS
 from .chunking import LONG_AUDIO_MODES, SHORT_AUDIO_MODES
 
 
@@ -25,6 +26,9 @@ def _add_render_arguments(parser: argparse.ArgumentParser) -> None:
                              "middle) or index N (the N-th from the left, 0 first); followed from frame to frame")
     parser.add_argument("--precision", choices=tuple(PRECISIONS), default="fp32",
                         help="generator arithmetic: fp32, or bf16/fp16 autocast (faster, slightly different pixels)")
+    parser.add_argument("--renderer", choices=RENDERERS, default="auto",
+                        help="how the new mouth is drawn: the trained generator, or the training-free mesh warp "
+                             "(any face, no weights); auto uses the generator unless it is untrained (random-initialised)")
 
 
 def _add_length_arguments(parser: argparse.ArgumentParser, driving: str) -> None:
@@ -110,7 +114,8 @@ def _render_setup(args, with_audio: bool):
                             x264_preset=args.x264_preset, precision=args.precision)
     # drive has no --syncformer: its meshes come from the driver video, not from stage 1.
     models = load_pipeline_models(args.models, args.device, with_audio=with_audio, generator_path=args.generator,
-                                  syncformer_path=getattr(args, "syncformer", None))
+                                  syncformer_path=getattr(args, "syncformer", None), renderer=args.renderer,
+                                  log=lambda line: print(f"resyncer: {line}"))  # stdout: stderr is for errors
     return models, options
 
 

@@ -28,6 +28,7 @@ from ..stages.functions import (
     DEFAULT_FEATHER_PX,
     GENERATOR_BATCH_SIZE,
     PastedRegion,
+    aligned_crops,
     generate_crops,
     overlay_crops,
     paste_back,
@@ -35,6 +36,7 @@ from ..stages.functions import (
     swap_crops,
 )
 from ..stages.progress import STAGES, PipelineCallbacks, StageClock
+from ..stages.warping import MeshWarp, load_mesh_warp_memory, warp_crops
 from ..video import VideoWriter
 from ..video.partial_file import check_output_location
 
@@ -128,19 +130,26 @@ def _render_chunk(job: RenderJob, frames: np.ndarray, track: FaceTrack, meshes: 
     all_faces = len(faces) == len(frames)
     face_frames = frames if all_faces else frames[faces]
     face_track = select_frames(track, faces)
-    with clock.measure("render"):
-        crops, overlays, masks = overlay_crops(face_frames, face_track, meshes[faces], job.mask_mode, renderer)
 
     def after_batch(done: int, total: int) -> None:
         callbacks.check_cancel()
 
-    with clock.measure("generator"):
-        if job.identity_frame is None:
-            generated = generate_crops(generator, overlays, crops, options.batch_size, masks, after_batch,
-                                       options.precision)
-        else:
-            generated = swap_crops(generator, overlays, job.identity_frame, crops, options.batch_size, masks, after_batch,
-                                   options.precision)
+    if isinstance(generator, MeshWarp):
+        with clock.measure("render"):
+            crops = aligned_crops(face_frames, face_track)
+        with clock.measure("warp"):
+            generated, masks = warp_crops(generator, crops, face_track, meshes[faces], job.mask_mode,
+                                          options.batch_size, after_batch)
+    else:
+        with clock.measure("render"):
+            crops, overlays, masks = overlay_crops(face_frames, face_track, meshes[faces], job.mask_mode, renderer)
+        with clock.measure("generator"):
+            if job.identity_frame is None:
+                generated = generate_crops(generator, overlays, crops, options.batch_size, masks, after_batch,
+                                           options.precision)
+            else:
+                generated = swap_crops(generator, overlays, job.identity_frame, crops, options.batch_size, masks,
+                                       after_batch, options.precision)
     with clock.measure("blend"):
         blended, regions = paste_back(face_frames, generated, face_track.crop_affine, masks, options.feather)
         if all_faces:
@@ -209,6 +218,11 @@ def _read_in_order(source: FrameSource, indices: np.ndarray) -> np.ndarray:
     return frames if in_order else frames[indices - first]
 
 
+def _read_frames(source: FrameSource, indices: np.ndarray) -> np.ndarray:
+    """Frames at sorted `indices`, one read each."""
+    return np.stack([source.read(int(index), int(index) + 1)[0] for index in indices])
+
+
 def render_video(job: RenderJob, generator, output: str | os.PathLike, options: RenderOptions | None = None,
                  callbacks: PipelineCallbacks | None = None, clock: StageClock | None = None) -> PipelineResult:
     """Runs pass 2 and writes `output` (H.264, job.audio muxed). The file appears only when
@@ -218,13 +232,17 @@ def render_video(job: RenderJob, generator, output: str | os.PathLike, options: 
     clock = clock or StageClock()
     # The rasteriser runs where the generator does (nvdiffrast needs CUDA); its image comes back
     # to the CPU, where the overlays are built next to the decoded frames.
-    renderer = get_renderer(options.renderer, next(generator.parameters()).device)
+    warping = isinstance(generator, MeshWarp)
+    renderer = None if warping else get_renderer(options.renderer, next(generator.parameters()).device)
     height, width = job.track.frame_size
     total = len(job.source_indices)
     without_face = int((~job.track.valid[job.source_indices]).sum())
     with FrameSource(job.video_path) as source, VideoWriter(output, job.frame_rate, (height, width), audio=job.audio,
                                                             crf=options.crf, preset=options.x264_preset) as writer, \
             _EncoderThread(writer) as encoder:
+        if warping and generator.memory is None:
+            with clock.measure("warp"):  # a few frames decoded once: the clip's mouth at its openings
+                generator = load_mesh_warp_memory(generator, lambda indices: _read_frames(source, indices), job.track)
         for start in range(0, total, options.chunk_size):
             callbacks.check_cancel()
             indices = job.source_indices[start:start + options.chunk_size]

@@ -14,6 +14,7 @@ folder's); checkpoints without the key use the folder's Wav2Vec2.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -25,6 +26,7 @@ from ..errors import ResyncerInputError
 from ..models.checkpoint import load_checkpoint, read_checkpoint_metadata
 from ..models.presets import AUDIO_ENCODER_KEY, MODEL_FILES, WAV2VEC2_FOLDER
 from ..weights import SHIPPED_MODELS_DIR
+from .warping import MeshWarp, choose_renderer
 
 MODELS_ENV = "RESYNCER_MODELS"
 DEFAULT_MODELS_DIR = Path("models")
@@ -78,9 +80,9 @@ def load_generator(models_dir: Path | None, device: torch.device, path: str | os
 @dataclass
 class PipelineModels:
     """What the video pipelines run: the audio encoder and Style-SyncFormer (None when a
-    pipeline draws meshes from video only) and the generator."""
+    pipeline draws meshes from video only) and the renderer: the generator, or a MeshWarp."""
 
-    generator: torch.nn.Module
+    generator: torch.nn.Module | MeshWarp
     syncformer: torch.nn.Module | None = None
     audio_encoder: torch.nn.Module | None = None
     device: torch.device = field(default_factory=lambda: torch.device("cpu"))
@@ -98,15 +100,22 @@ def trained_audio_encoder_spec(syncformer_path: str | os.PathLike) -> str | None
 
 def load_pipeline_models(models_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu",
                          with_audio: bool = True, generator_path: str | os.PathLike | None = None,
-                         syncformer_path: str | os.PathLike | None = None) -> PipelineModels:
-    """Loads the generator and, with_audio, the Style-SyncFormer and its audio encoder, checking
+                         syncformer_path: str | os.PathLike | None = None, renderer: str = "generator",
+                         log: Callable[[str], None] | None = None) -> PipelineModels:
+    """Loads the renderer and, with_audio, the Style-SyncFormer and its audio encoder, checking
     that the encoder's feature size is the one the SyncFormer was built for. generator_path and
     syncformer_path (e.g. a training run's files) replace the folder's; the encoder is the one
-    the SyncFormer file records, else the folder's Wav2Vec2. The folder is only needed for what
+    the SyncFormer file records, else the folder's Wav2Vec2. renderer is "generator", "warp"
+    (no checkpoint read) or "auto" (the generator unless it is a random initialisation;
+    `log` gets the one line saying so). The folder is only needed for what
     these do not provide."""
     device = resolve_device(device)
-    folder = None if (generator_path and not with_audio) else resolve_models_dir(models_dir)
-    generator = load_generator(folder, device, generator_path)
+    standalone = bool(generator_path) or renderer == "warp"
+    folder = None if (standalone and not with_audio) else resolve_models_dir(models_dir)
+    if renderer != "generator":
+        folder_generator = folder / MODEL_FILES["generator"] if folder else None
+        renderer = choose_renderer(renderer, Path(generator_path) if generator_path else folder_generator, log)
+    generator = MeshWarp(device) if renderer == "warp" else load_generator(folder, device, generator_path)
     if not with_audio:
         return PipelineModels(generator=generator, device=device)
     syncformer_file = Path(syncformer_path) if syncformer_path else model_file(folder, "syncformer")

@@ -1,84 +1,114 @@
-"""Opening the photo's mouth: a local vertical stretch of the lower face.
+"""Moving the photo's mouth with exact meshes: the tracked mesh of the photo, the viseme rig,
+and the mesh-warp renderer.
 
-Rows from the lip line down are pulled down by a "jaw drop" that builds up across the lips,
-carries the lower lip and chin with it and fades out along the neck; sideways it fades out
-towards the cheeks. The band of rows that gets stretched (the gap between the teeth) is
-darkened towards a mouth-cavity colour in proportion to how much it is stretched, so an open
-mouth reads as an opening rather than as longer teeth. Only rows move, so sampling is a 1-D
-linear interpolation per column: cheap enough to run on every frame.
+The photo is tracked once (the bundled face landmark network, on the photo upscaled so the
+face is large for it). A frame's mesh is the photo's canonical mesh plus a displacement ΔM
+(the synthetic clips take the viseme rig's: its closed-lip rest plus the speech movement),
+posed back with the photo's own pose; the warp moves the photo from the tracked to the new
+mesh and fills the mouth from the photo's own (parted, smiling) mouth, with a dark cavity
+where it opens wider. The mesh of every frame is therefore known exactly, in photo and in
+frame pixels.
 """
 
 from __future__ import annotations
 
+import functools
+from dataclasses import dataclass
+
 import numpy as np
+import torch
 
-from .portrait import FaceLayout
+from ..face import topology
+from ..face.canonical import Pose, fit_pose, from_canonical, to_canonical
+from ..render.mesh_warp import MouthMemory, ring_vertices, warp_faces, warp_triangles
 
-# In asset pixels (the 288x288 photo); scaled with the portrait.
-_MAX_JAW_DROP = 13.0
-# Rows across which the drop builds up. The output->source row map has slope
-# 1 - drop·1.5/length (smoothstep's steepest slope is 1.5), which must stay positive or the
-# lips would fold over: length > 1.5·max drop.
-_STRETCH_ROWS = 22.0
-_STRETCH_START_ABOVE_LIP_LINE = 6.0
-_NECK_ROWS = 30.0  # below the (dropped) chin, the drop fades out over this many rows
-_JAW_HALF_WIDTH = 45.0  # the drop reaches zero this far left and right of the mouth centre
-_CAVITY_HALF_WIDTH_FRACTION = 0.85  # of the mouth half-width: the dark opening stops short of the corners
-_CAVITY_RGB = np.array([62.0, 22.0, 26.0])
-_MAX_STRETCH = _MAX_JAW_DROP * 1.5 / _STRETCH_ROWS
-# The cavity is fully dark once the stretch reaches this fraction of its maximum, so a wide
-# open mouth has a solid dark centre instead of smeared teeth.
-_CAVITY_SATURATION = 0.6
+# The photo is tracked at this many times its asset size (288 px): the landmark network
+# wants a face of a few hundred pixels.
+_TRACKING_UPSCALE = 2
+_WINDOW_MARGIN = 2  # pixels: bilinear sampling reads one beyond a triangle's edge
 
 
-class MouthWarp:
-    """Warps the mouth region of a portrait that was scaled by `scale` from the asset."""
+@dataclass(frozen=True, eq=False)  # array fields
+class PhotoFace:
+    """The bundled photo's tracked face, in asset pixels: landmarks [468,3], its pose and its
+    pose-free canonical mesh [468,3]."""
 
-    def __init__(self, layout: FaceLayout, scale: float, portrait_shape: tuple[int, int]):
-        height, width = portrait_shape
-        center_x = layout.mouth_center[0] * scale
-        stretch_start = (layout.lip_line_y - _STRETCH_START_ABOVE_LIP_LINE) * scale
-        fall_start = (layout.chin[1] + _MAX_JAW_DROP) * scale
-        fall_end = fall_start + _NECK_ROWS * scale
-        half_width = _JAW_HALF_WIDTH * scale
-        self.rows = np.arange(max(0, int(stretch_start)), min(height, int(np.ceil(fall_end)) + 1))
-        self.columns = np.arange(max(0, int(center_x - half_width)), min(width, int(np.ceil(center_x + half_width)) + 1))
-        self.max_drop = _MAX_JAW_DROP * scale
-        self._last_row = height - 1
+    landmarks: np.ndarray
+    pose: Pose
+    canonical: np.ndarray
 
-        rise, rise_slope = _smoothstep((self.rows - stretch_start) / (_STRETCH_ROWS * scale))
-        fall, _ = _smoothstep((self.rows - fall_start) / (fall_end - fall_start))
-        self._row_weight = rise * (1 - fall)
-        # d(rise)/d(row); times the drop it is how much the row map stretches there (0 .. _MAX_STRETCH).
-        self._row_stretch = rise_slope / (_STRETCH_ROWS * scale)
-        mouth_offset = np.abs(self.columns - center_x)
-        inner = layout.mouth_half_width * scale
-        self._column_weight = 1 - _smoothstep((mouth_offset - inner) / (half_width - inner))[0]
-        cavity_half_width = layout.mouth_half_width * _CAVITY_HALF_WIDTH_FRACTION * scale
-        self._cavity_columns = np.clip(1 - (mouth_offset / cavity_half_width) ** 2, 0, 1)
 
-    def apply(self, portrait: np.ndarray, opening: float) -> np.ndarray:
-        """A copy of `portrait` (uint8 [H, W, C], C = RGB or RGBA) with the mouth `opening`
-        (0 closed as photographed, 1 fully open)."""
-        result = portrait.copy()
-        if opening <= 0:
-            return result
-        drop = opening * self.max_drop
-        source_rows = self.rows[:, None] - drop * self._row_weight[:, None] * self._column_weight[None, :]
-        upper = np.clip(np.floor(source_rows).astype(np.int64), 0, self._last_row)
-        lower = np.clip(upper + 1, 0, self._last_row)
-        fraction = (source_rows - upper)[..., None]
-        columns = self.columns[None, :]
-        region = portrait[upper, columns] * (1 - fraction) + portrait[lower, columns] * fraction  # float64
+def jaw_meshes(template: np.ndarray, openings: np.ndarray) -> np.ndarray:
+    """Canonical meshes [T,468,3]: the viseme rig's closed-lip rest of `template` [468,3] with
+    only the jaw moving, opened by `openings` [T] (0 closed, 1 a wide "aa"): the simplest
+    exact driving mesh for checks of a renderer."""
+    from .articulation import ARTICULATION_PARAMETERS
+    from .viseme_rig import VisemeRig
 
-        stretch = drop * self._row_stretch[:, None] * self._column_weight[None, :]
-        cavity = (np.clip(stretch / (_MAX_STRETCH * _CAVITY_SATURATION), 0, 1) * self._cavity_columns[None, :])[..., None]
-        region[..., :3] = region[..., :3] * (1 - cavity) + _CAVITY_RGB * cavity
-        result[self.rows[0]:self.rows[-1] + 1, self.columns[0]:self.columns[-1] + 1] = np.clip(np.rint(region), 0, 255)
+    rig = VisemeRig(template)
+    parameters = np.zeros((len(openings), len(ARTICULATION_PARAMETERS)), np.float32)
+    parameters[:, ARTICULATION_PARAMETERS.index("jaw")] = openings
+    return (rig.rest + rig.displacements(parameters)).numpy()
+
+
+@functools.cache
+def photo_face() -> PhotoFace:
+    """Tracks the bundled photo once per process."""
+    from PIL import Image
+
+    from ..face import FaceTracker
+    from .portrait import load_portrait
+
+    photo = load_portrait()
+    side = photo.shape[0] * _TRACKING_UPSCALE
+    large = np.asarray(Image.fromarray(photo).resize((side, side), Image.Resampling.LANCZOS))
+    observation = FaceTracker("cpu").detect(large)
+    if observation is None:  # the bundled photo is a clear frontal face; this is a broken install
+        raise RuntimeError("the face tracker finds no face in the bundled portrait; reinstall the package")
+    landmarks = torch.from_numpy(observation.landmarks / _TRACKING_UPSCALE)[None]
+    pose = fit_pose(landmarks, torch.tensor(topology.template_vertices()), torch.tensor(topology.rigid_weights()))
+    canonical = to_canonical(landmarks, pose)[0].numpy()
+    return PhotoFace(landmarks[0].numpy(), pose.numpy(), canonical)
+
+
+class PortraitMouth:
+    """Warps the mouth of the photo scaled by `scale` from the asset: `apply(portrait, ΔM)`."""
+
+    def __init__(self, scale: float, portrait_shape: tuple[int, int]):
+        face = photo_face()
+        self.scale = scale
+        self.canonical = face.canonical
+        self._pose = face.pose
+        self._tracked = torch.from_numpy(face.landmarks * scale)
+        self._window = _moving_window(self._tracked, portrait_shape)
+
+    def landmarks(self, deltas: np.ndarray) -> np.ndarray:
+        """[T,468,3] the photo's landmarks (scaled-photo pixels) for displacements ΔM [T,468,3]."""
+        meshes = torch.from_numpy(np.asarray(self.canonical + deltas, dtype=np.float32))
+        return (from_canonical(meshes, self._pose) * self.scale).numpy()
+
+    def apply(self, portrait: np.ndarray, landmarks: np.ndarray) -> np.ndarray:
+        """Copies of `portrait` (uint8 [H,W,C], RGB or RGBA) warped from the tracked landmarks
+        to each of `landmarks` [T,468,3] (scaled-photo pixels), [T,H,W,C]."""
+        x0, y0, x1, y1 = self._window
+        offset = torch.tensor([x0, y0, 0.0])
+        region = torch.from_numpy(np.ascontiguousarray(portrait[y0:y1, x0:x1, :3])).permute(2, 0, 1)[None]
+        region = region.to(torch.float32) / 127.5 - 1
+        tracked = (self._tracked - offset)[None]
+        memory = MouthMemory(region, tracked)
+        new = torch.from_numpy(np.asarray(landmarks, dtype=np.float32)) - offset
+        warped, _ = warp_faces(region.expand(len(new), -1, -1, -1), tracked.expand(len(new), -1, -1), new, memory)
+        result = np.repeat(portrait[None], len(new), axis=0)
+        result[:, y0:y1, x0:x1, :3] = ((warped + 1) * 127.5).round().clamp(0, 255).to(torch.uint8).permute(0, 2, 3, 1)
         return result
 
 
-def _smoothstep(x: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """3x² - 2x³ on x clipped to 0..1, and its derivative."""
-    x = np.clip(x, 0, 1)
-    return x * x * (3 - 2 * x), 6 * x * (1 - x)
+def _moving_window(tracked: torch.Tensor, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """x0, y0, x1, y1 (pixels) of the part of a (height, width) photo the warp can change: its
+    triangles (the ring's below the jaw included) at rest, plus a margin."""
+    triangles, _ = warp_triangles("mouth")
+    points = torch.cat([tracked[:, :2], ring_vertices(tracked[None])[0, :, :2]])
+    touched = points[torch.from_numpy(np.unique(triangles))]
+    low = (touched.amin(0).floor() - _WINDOW_MARGIN).clamp(min=0)
+    high = torch.minimum(touched.amax(0).ceil() + _WINDOW_MARGIN, torch.tensor([shape[1], shape[0]], dtype=torch.float32))
+    return int(low[0]), int(low[1]), int(high[0]), int(high[1])

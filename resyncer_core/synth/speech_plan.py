@@ -19,6 +19,11 @@ from ..errors import ResyncerInputError
 PLAN_STREAM, MOTION_STREAM, VOICE_STREAM = 1, 2, 3
 
 VOWEL_COUNT = 5  # a, e, i, o, u; their formants live in speech.py
+# The phones a syllable is drawn with (ARPAbet): its vowel, and an onset consonant for the
+# voice's noise burst, picked by syllable index so consecutive syllables differ.
+VOWEL_PHONES = ("AA", "EH", "IY", "AO", "UW")
+ONSET_PHONES = ("M", "T", "K", "S", "L", "B", "D", "F", "N", "W")
+_ONSET_SECONDS = 0.05  # at most; a third of a short syllable
 
 # Natural-speech rhythm: syllables of 140-300 ms (3-7 per second), phrases of 3-10
 # syllables separated by 0.25-0.7 s pauses, a short silence before the first word.
@@ -73,6 +78,21 @@ class SpeechPlan:
         phase = (times - self.starts[safe]) / self.durations[safe]
         inside = (index >= 0) & (phase < 1.0)
         return np.where(inside, index, -1), np.where(inside, phase, 0.0)
+
+    def phone_timings(self) -> list[tuple[str, float, float]]:
+        """ARPAbet phone timings [(phone, start_s, end_s)] of the plan, for the viseme rig: per
+        syllable an onset consonant then its vowel, silence between syllables and in pauses."""
+        timings, time = [], 0.0
+        for index, (start, length, vowel) in enumerate(zip(self.starts, self.durations, self.vowels)):
+            if start > time:
+                timings.append(("SIL", time, float(start)))
+            onset = min(_ONSET_SECONDS, length / 3)
+            timings.append((ONSET_PHONES[index % len(ONSET_PHONES)], float(start), float(start + onset)))
+            timings.append((VOWEL_PHONES[vowel], float(start + onset), float(start + length)))
+            time = float(start + length)
+        if time < self.duration:
+            timings.append(("SIL", time, self.duration))
+        return timings
 
     def envelope(self, times: np.ndarray) -> np.ndarray:
         """Loudness and mouth opening in 0..1 at `times` (seconds): a raised-cosine bump per

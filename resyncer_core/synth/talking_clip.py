@@ -1,12 +1,13 @@
 """Synthetic talking-head clips made from the bundled face photo.
 
-Frame t shows the portrait (feathered into a gradient background) with its mouth opened by
-the speech envelope at t and the whole head moved by a smooth seeded pose at t. Every frame
+Frame t shows the portrait (feathered into a gradient background) with its mouth shaped by the
+viseme rig for the speech plan's phones at t (synth.mouth: the photo's tracked mesh, the rig,
+the mesh warp) and the whole head moved by a smooth seeded pose at t. Every frame
 is a pure function of (seed, motion, size, fps, t): clips are reproducible, any range of
 frames can be rendered on its own, and a 60 s 720p clip streams in chunks.
 
 The returned `SyntheticClipInfo` is ground truth for tests: mouth opening, head pose, five
-keypoints and a face box per frame, in frame pixels.
+keypoints, a face box and the exact 468-vertex mesh per frame (canonical, and in frame pixels).
 """
 
 from __future__ import annotations
@@ -19,12 +20,15 @@ import numpy as np
 from PIL import Image
 
 from ..errors import ResyncerInputError
+from ..face.lips import lip_aperture
 from ..video.frame_rate import FrameRate, as_frame_rate
 from ..video.frame_size import as_frame_size
 from .head_motion import HeadMotion
-from .mouth import MouthWarp
+from .mouth import PortraitMouth
 from .portrait import FACE_LAYOUT, KEYPOINT_NAMES, load_portrait, vignette_alpha
 from .speech_plan import SpeechPlan
+from .articulation import ARTICULATION_PARAMETERS
+from .viseme_rig import SpeakingStyle, VisemeRig, articulation_curves
 
 DEFAULT_SIZE = (720, 1280)
 DEFAULT_CHUNK_SIZE = 32
@@ -37,8 +41,12 @@ _HEAD_CENTER = (0.5, 0.45)  # fractions of width and height where the head's mid
 # feathered edge of the portrait is hard to see.
 _BACKGROUND_TOP_RGB = np.array([202.0, 193.0, 189.0])
 _BACKGROUND_BOTTOM_RGB = np.array([172.0, 164.0, 162.0])
-# Keypoints that ride on the jaw: how much of the jaw drop each follows.
-_JAW_FOLLOW = np.array([0.0, 0.0, 0.0, 0.5, 1.0], dtype=np.float32)
+# The photo's speaker articulates clearly (the rig's reference speaker, a third more movement),
+# so the mouth reads at small frame sizes.
+SPEAKING_STYLE = SpeakingStyle(amplitude=1.3)
+# Mesh vertices the moving keypoints follow: the inner lips' mid-line (mouth centre), the chin.
+_MOUTH_CENTRE_VERTICES = [13, 14]
+_CHIN_VERTEX = 152
 
 
 @dataclass(frozen=True, eq=False)  # array fields: no meaningful == or hash
@@ -50,12 +58,14 @@ class SyntheticClipInfo:
     seed: int
     motion: str
     plan: SpeechPlan
-    mouth_opening: np.ndarray  # float32 [T] in 0..1, the speech envelope at each frame
+    mouth_opening: np.ndarray  # float32 [T] in 0..1: the shown mesh's lip aperture over its widest "aa"
     head_pose: np.ndarray  # float32 [T, 4]: rotation (deg, counter-clockwise), scale, shift x, shift y (pixels)
     # float32 [T, 5, 2] x, y in frame pixels, named by KEYPOINT_NAMES; hand-measured on the photo,
     # so within a few pixels of where a landmark network puts its own (differently defined) points.
     keypoints: np.ndarray
     face_box: np.ndarray  # float32 [T, 4] x0, y0, x1, y1 in frame pixels, brows to chin (may cross the frame edge)
+    meshes: np.ndarray  # float32 [T, 468, 3] the exact canonical mesh shown (photo's neutral mesh + ΔM)
+    landmarks: np.ndarray  # float32 [T, 468, 3] that mesh in frame pixels (x, y) and pixel-scaled depth (z)
     keypoint_names: tuple[str, ...] = KEYPOINT_NAMES
 
     @property
@@ -86,7 +96,14 @@ class TalkingHeadRenderer:
         scaled = np.asarray(Image.fromarray(photo).resize((side, side), Image.Resampling.LANCZOS))
         alpha = np.rint(vignette_alpha(side, side, feather=0.25) * 255).astype(np.uint8)
         self._portrait = np.dstack([scaled, alpha])
-        self._mouth = MouthWarp(FACE_LAYOUT, self._scale, (side, side))
+        self._mouth = PortraitMouth(self._scale, (side, side))
+        self._rig = VisemeRig(self._mouth.canonical)
+        self._phones = self.plan.phone_timings()
+        # ΔM from the photo's own mesh to the rig's closed-lip rest, where speech starts.
+        self._to_rest = (self._rig.rest.numpy() - self._mouth.canonical)[None]
+        wide_open = np.zeros((1, len(ARTICULATION_PARAMETERS)), dtype=np.float32)
+        wide_open[0, ARTICULATION_PARAMETERS.index("jaw")] = SPEAKING_STYLE.amplitude
+        self._full_aperture = float(lip_aperture(self._rig.rest + self._rig.displacements(wide_open))[0])
         self._pivot = np.array([FACE_LAYOUT.nose_tip[0], (FACE_LAYOUT.hair_top_y + FACE_LAYOUT.chin[1]) / 2]) * self._scale
         self._rest_position = np.array([_HEAD_CENTER[0] * width, _HEAD_CENTER[1] * height])
         self._background = Image.fromarray(_vertical_gradient(height, width))
@@ -100,33 +117,48 @@ class TalkingHeadRenderer:
         pose[:, 2:] *= self.size[0]
         return pose
 
+    def deltas(self, indices: np.ndarray) -> np.ndarray:
+        """ΔM [n,468,3] of frames `indices` from the photo's mesh: the rig's mouth for the plan's phones."""
+        curves = articulation_curves(self._phones, self.times(indices), SPEAKING_STYLE)
+        return self._to_rest + self._rig.displacements(curves, SPEAKING_STYLE).numpy()
+
     def render(self, indices: np.ndarray) -> np.ndarray:
         indices = np.asarray(indices)
-        openings = self.plan.envelope(self.times(indices))
+        portraits = self._mouth.apply(self._portrait, self._mouth.landmarks(self.deltas(indices)))
         frames = np.empty((len(indices), *self.size, 3), dtype=np.uint8)
-        for i, (opening, pose) in enumerate(zip(openings, self.poses(indices), strict=True)):
-            frames[i] = self._render_one(opening, pose)
+        for i, (portrait, pose) in enumerate(zip(portraits, self.poses(indices), strict=True)):
+            frames[i] = self._render_one(portrait, pose)
         return frames
 
     def info(self) -> SyntheticClipInfo:
         indices = np.arange(self.frame_count)
-        openings = self.plan.envelope(self.times(indices))
         poses = self.poses(indices)
-        drops = openings * self._mouth.max_drop
+        deltas = self.deltas(indices)
+        meshes = self._mouth.canonical + deltas
+        openings = np.clip(lip_aperture(meshes).numpy() / self._full_aperture, 0, 1)
+        landmarks = self._mouth.landmarks(deltas)  # scaled-photo pixels
+        rest = self._mouth.landmarks(np.zeros_like(deltas[:1]))[0]
         keypoints = np.repeat(FACE_LAYOUT.keypoints()[None] * self._scale, len(indices), axis=0)
-        keypoints[:, :, 1] += drops[:, None] * _JAW_FOLLOW
+        mouth_shift = (landmarks[:, _MOUTH_CENTRE_VERTICES] - rest[_MOUTH_CENTRE_VERTICES]).mean(1)[:, :2]
+        chin_shift = (landmarks[:, _CHIN_VERTEX] - rest[_CHIN_VERTEX])[:, :2]
+        keypoints[:, 3] += mouth_shift
+        keypoints[:, 4] += chin_shift
         x0, y0, x1, y1 = np.array(FACE_LAYOUT.face_box) * self._scale
         corners = np.repeat(np.array([[[x0, y0], [x1, y0], [x0, y1], [x1, y1]]]), len(indices), axis=0)
-        corners[:, 2:, 1] += drops[:, None]  # the bottom edge is the chin
+        corners[:, 2:, 1] += chin_shift[:, None, 1]  # the bottom edge is the chin
         keypoints = np.stack([self._map_points(points, pose) for points, pose in zip(keypoints, poses, strict=True)])
         corners = np.stack([self._map_points(points, pose) for points, pose in zip(corners, poses, strict=True)])
         face_box = np.concatenate([corners.min(axis=1), corners.max(axis=1)], axis=1)
+        frame_landmarks = np.stack([
+            np.concatenate([self._map_points(points[:, :2], pose), points[:, 2:] * pose[1]], axis=1)
+            for points, pose in zip(landmarks, poses, strict=True)])
         return SyntheticClipInfo(self.frame_rate, self.size, self.seed, self.motion, self.plan,
                                  openings.astype(np.float32), poses.astype(np.float32),
-                                 keypoints.astype(np.float32), face_box.astype(np.float32))
+                                 keypoints.astype(np.float32), face_box.astype(np.float32),
+                                 meshes.astype(np.float32), frame_landmarks.astype(np.float32))
 
-    def _render_one(self, opening: float, pose: np.ndarray) -> np.ndarray:
-        portrait = Image.fromarray(self._mouth.apply(self._portrait, opening))
+    def _render_one(self, portrait: np.ndarray, pose: np.ndarray) -> np.ndarray:
+        portrait = Image.fromarray(portrait)
         matrix, offset = self._portrait_to_frame(pose)
         # Warp only the frame box the portrait lands in: the full frame would be 2-3x the work.
         side = self._portrait.shape[0]

@@ -22,12 +22,11 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import safe_open
 
 from ..errors import ResyncerInputError
 from ..face.track import FaceTrack
-from ..models.checkpoint import load_checkpoint, save_checkpoint
-from ..models.presets import INITIALISATION_KEY, MODEL_FILES
+from ..models.checkpoint import is_random_initialised, load_checkpoint, save_checkpoint
+from ..models.presets import MODEL_FILES
 from ..stages.frame_source import FrameSource
 from ..stages.functions import overlay_crops, select_frames
 from ..stages.model_files import load_generator, model_file, resolve_device, resolve_models_dir
@@ -137,11 +136,6 @@ def reference_indices(targets: np.ndarray, count: int, rng: np.random.Generator)
     # Draw among the span + 1 positions low … low+span and skip the target itself.
     draws = low + rng.integers(0, span, size=len(targets))
     return np.where(draws >= targets, draws + 1, draws)
-
-
-def is_random_initialised(path: Path) -> bool:
-    with safe_open(str(path), framework="pt") as handle:
-        return (handle.metadata() or {}).get(INITIALISATION_KEY) == "random"
 
 
 def personalize_generator(generator, clip: PersonalizationClip, config: PersonalizeConfig, discriminator=None,

@@ -1,0 +1,126 @@
+"""The mesh-warp renderer as a pipeline stage, interchangeable with the generator: from aligned
+crops, their track and the new canonical meshes to new crops (render.mesh_warp).
+
+The pipelines hold a `MeshWarp` where they would hold a generator; `renderer_for` picks one of
+the two from the user's choice and the generator checkpoint (a random initialisation, which
+draws noise, is replaced by the warp with one line of explanation).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import torch
+from safetensors import SafetensorError
+
+from ..errors import ResyncerInputError
+from ..face.alignment import CROP_SIZE
+from ..face.track import FaceTrack, posed_mesh_in_crop
+from ..models.checkpoint import is_random_initialised
+from ..render.mesh_warp import MEMORY_SIZE, MouthMemory, lip_gap, warp_faces
+from .functions import aligned_crops, select_frames
+
+RENDERERS = ("auto", "generator", "warp")
+WARP_BATCH_SIZE = 16
+
+
+@dataclass
+class MeshWarp:
+    """The training-free renderer in a generator's place: where it runs, and the clip's mouth
+    memory once `remember` has built it."""
+
+    device: torch.device
+    memory: MouthMemory | None = None
+
+
+def choose_renderer(choice: str, generator_path: Path | None, log: Callable[[str], None] | None = None) -> str:
+    """"generator" or "warp" for the user's `choice` (auto | generator | warp). Auto takes the
+    generator unless its checkpoint is a random initialisation, and then says so."""
+    if choice not in RENDERERS:
+        raise ResyncerInputError(f"renderer {choice!r} is unknown; choose one of {', '.join(RENDERERS)}")
+    if choice != "auto":
+        return choice
+    if generator_path is None or not Path(generator_path).is_file() or not _readable_and_random(Path(generator_path)):
+        return "generator"  # a missing or broken file is reported by the generator's loader
+    if log is not None:
+        log(f"{Path(generator_path).name} is a random initialisation (untrained): rendering with the training-free "
+            "mesh warp (--renderer generator to force the generator)")
+    return "warp"
+
+
+def _readable_and_random(path: Path) -> bool:
+    """Whether the checkpoint is marked random; an unreadable file is left to the generator's
+    loader, which names what is wrong with it."""
+    try:
+        return is_random_initialised(path)
+    except (SafetensorError, OSError):
+        return False
+
+
+def tracked_in_crop(track: FaceTrack) -> torch.Tensor:
+    """The tracked canonical meshes posed into the track's crops, [T,468,3]."""
+    return posed_mesh_in_crop(torch.from_numpy(track.canonical), track.pose, track.crop_affine)
+
+
+def memory_frames(track: FaceTrack, size: int = MEMORY_SIZE) -> np.ndarray:
+    """Indices (sorted) of up to `size` tracked frames spread evenly over the clip's lip gaps,
+    the widest included: the frames a mouth memory keeps (MouthMemory.from_frames' choice)."""
+    valid = np.flatnonzero(track.valid)
+    if not len(valid):
+        return valid
+    gaps = lip_gap(tracked_in_crop(select_frames(track, valid))).numpy()
+    order = valid[np.argsort(gaps, kind="stable")]
+    picks = np.linspace(0, len(order) - 1, min(size, len(order))).round().astype(np.int64)
+    return np.unique(order[picks])
+
+
+def mouth_memory(crops: torch.Tensor, track: FaceTrack) -> MouthMemory:
+    """The mouth memory of a clip from its aligned crops [T,3,256,256] and track (only tracked
+    frames are used)."""
+    valid = np.flatnonzero(track.valid)
+    return MouthMemory.from_frames(crops[torch.from_numpy(valid)], tracked_in_crop(select_frames(track, valid)))
+
+
+def warp_crops(warp: MeshWarp, crops: torch.Tensor, track: FaceTrack, meshes, mask_mode: str = "mouth",
+               batch_size: int = WARP_BATCH_SIZE,
+               on_batch: Callable[[int, int], None] | None = None) -> tuple[torch.Tensor, torch.Tensor]:
+    """Warped crops [T,3,256,256] and the warp's masks [T,256,256] for aligned crops (−1..1),
+    their track and the new canonical meshes [T,468,3]. Frames without a face pass through.
+    Runs in batches on warp.device, calling on_batch(done, total) after each."""
+    if not (len(crops) == len(track) == len(meshes)):
+        raise ResyncerInputError(f"the warp got {len(crops)} crops, a {len(track)}-frame track and {len(meshes)} meshes; "
+                                 "they must be the same frames")
+    if batch_size < 1:
+        raise ResyncerInputError(f"warp batch size must be at least 1, got {batch_size}")
+    memory = warp.memory if warp.memory is not None else mouth_memory(crops, track)
+    # Both meshes posed with the same (smoothed) pose, so a mesh equal to the tracked one warps nothing.
+    tracked = tracked_in_crop(track)
+    new = posed_mesh_in_crop(torch.as_tensor(meshes, dtype=torch.float32), track.pose, track.crop_affine)
+    valid = torch.from_numpy(track.valid)  # frames without a face pass through (mask 0)
+    outputs, masks = [], []
+    for start in range(0, len(crops), batch_size):
+        part = slice(start, start + batch_size)
+        warped, changed = warp_faces(crops[part].to(warp.device, torch.float32), tracked[part].to(warp.device),
+                                     new[part].to(warp.device), memory, mask_mode)
+        outputs.append(warped.to("cpu", torch.float32))
+        masks.append(changed[:, 0].to("cpu", torch.float32))
+        if on_batch is not None:
+            on_batch(min(start + batch_size, len(crops)), len(crops))
+    if not outputs:
+        return crops.clone(), torch.zeros(0, CROP_SIZE, CROP_SIZE)
+    masks = torch.cat(masks) * valid.view(-1, 1, 1)
+    return torch.where(masks[:, None] > 0, torch.cat(outputs), crops), masks
+
+
+def load_mesh_warp_memory(warp: MeshWarp, read_frames: Callable[[np.ndarray], np.ndarray], track: FaceTrack) -> MeshWarp:
+    """`warp` with the mouth memory of a clip whose frames `read_frames(indices)` decodes (uint8
+    [n,H,W,3]); only the few remembered frames are read."""
+    indices = memory_frames(track)
+    if not len(indices):
+        return MeshWarp(warp.device, MouthMemory(torch.zeros(0, 3, CROP_SIZE, CROP_SIZE), torch.zeros(0, 468, 2)))
+    chosen = select_frames(track, indices)
+    crops = aligned_crops(read_frames(indices), chosen)
+    return MeshWarp(warp.device, MouthMemory(crops, tracked_in_crop(chosen)))

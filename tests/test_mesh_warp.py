@@ -1,0 +1,190 @@
+"""The training-free mesh-warp renderer: geometry, mouth filling, the lip-sync it makes on the real
+photo (re-tracked), colour fidelity, untouched pixels, and its place in the pipeline, CLI and nodes."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+
+from resyncer_core.face import FaceTracker
+from resyncer_core.render.mesh_warp import CAVITY_RGB, MouthMemory, lip_gap, warp_faces
+from resyncer_core.stages.functions import aligned_crops, paste_back
+from resyncer_core.stages.warping import MeshWarp, choose_renderer, memory_frames, warp_crops
+from resyncer_core.synth import synthetic_talking_clip
+from resyncer_core.synth.mouth import jaw_meshes, photo_face
+from resyncer_core.synth.portrait import load_portrait
+from resyncer_core.synth.talking_clip import SPEAKING_STYLE
+
+CLIP_FRAMES = 30
+CLIP_SIZE = (320, 320)
+
+
+def driving_openings(count: int) -> np.ndarray:
+    """Jaw openings from closed to the synthetic speaker's widest "aa" and back, twice: a
+    pattern unlike the target clip's own speech."""
+    return (SPEAKING_STYLE.amplitude * (0.5 - 0.5 * np.cos(np.linspace(0, 4 * np.pi, count)))).astype(np.float32)
+
+
+@pytest.fixture(scope="module")
+def lipsynced():
+    """The real-photo clip (the astronaut, talking and moving), its mouth re-driven by exact
+    jaw meshes through the warp and blended back: input, output, pasted regions, driver meshes,
+    the tracker, the input's track and ground truth."""
+    frames, info = synthetic_talking_clip(CLIP_FRAMES, size=CLIP_SIZE, seed=0, motion="gentle")
+    tracker = FaceTracker("cpu")
+    track = tracker.track(frames, 25)
+    meshes = jaw_meshes(track.template, driving_openings(CLIP_FRAMES))
+    crops = aligned_crops(frames, track)
+    warped, masks = warp_crops(MeshWarp(torch.device("cpu")), crops, track, meshes)
+    output, regions = paste_back(frames, warped, track.crop_affine, masks)
+    return frames, output, regions, meshes, tracker, track, info
+
+
+def test_retracked_output_lip_gap_follows_the_driving_mesh(lipsynced):
+    _, output, _, meshes, tracker, *_ = lipsynced
+    retracked = tracker.track(output, 25)
+    assert retracked.valid.all()
+    wanted = lip_gap(torch.from_numpy(meshes)).numpy()
+    seen = lip_gap(torch.from_numpy(retracked.canonical)).numpy()
+    assert np.corrcoef(wanted, seen)[0, 1] >= 0.8
+
+
+def test_lower_face_keeps_its_colours_on_the_real_photo(lipsynced):
+    frames, output, regions, *_ = lipsynced
+    for before, after, region in zip(frames, output, regions):
+        ys, xs = region.window.slices()
+        inside = (region.weights > 0.5).numpy()
+        mean_before = before[ys, xs][inside].astype(float).mean(0)
+        mean_after = after[ys, xs][inside].astype(float).mean(0)
+        assert np.abs(mean_after - mean_before).max() <= 6.0, (mean_before, mean_after)
+
+
+def test_pixels_outside_the_pasted_mask_are_bit_identical(lipsynced):
+    frames, output, regions, *_ = lipsynced
+    for before, after, region in zip(frames, output, regions):
+        untouched = np.ones(before.shape[:2], bool)
+        ys, xs = region.window.slices()
+        untouched[ys, xs] = (region.weights == 0).numpy()
+        assert np.array_equal(before[untouched], after[untouched])
+        assert not np.array_equal(before, after)
+
+
+def test_unchanged_mesh_gives_back_the_image():
+    face = photo_face()
+    image = torch.from_numpy(load_portrait().copy()).permute(2, 0, 1)[None].float() / 127.5 - 1
+    tracked = torch.from_numpy(face.landmarks)[None]
+    warped, changed = warp_faces(image, tracked, tracked.clone(), MouthMemory(image[:0], tracked[:0]))
+    assert (warped - image).abs().max() < 1e-3  # a tenth of a level: resampled at the same places
+    assert torch.equal(warped[changed.expand_as(warped) == 0], image[changed.expand_as(image) == 0])
+    rows = changed[0, 0].any(1).nonzero()[:, 0]
+    assert rows.min() > face.landmarks[6, 1]  # nothing above the nose bridge is touched
+
+
+def test_open_mouth_without_an_open_frame_is_a_dark_cavity():
+    face = photo_face()
+    image = torch.full((1, 3, 288, 288), 0.5)
+    tracked = torch.from_numpy(face.landmarks)[None]
+    closed = tracked.clone()
+    closed[:, [95, 88, 178, 87, 14, 317, 402, 318, 324]] = closed[:, [191, 80, 81, 82, 13, 312, 311, 310, 415]]
+    opened = torch.from_numpy(_posed(face, jaw_meshes(face.canonical, np.array([1.0]))))
+    warped, _ = warp_faces(image, closed, opened, MouthMemory(image[:0], tracked[:0]))
+    mouth_centre = opened[0, [13, 14], :2].mean(0).long()
+    assert torch.allclose(warped[0, :, mouth_centre[1], mouth_centre[0]], torch.tensor(CAVITY_RGB), atol=1e-5)
+
+
+def _posed(face, meshes: np.ndarray) -> np.ndarray:
+    from resyncer_core.face.canonical import from_canonical
+
+    return from_canonical(torch.from_numpy(meshes), face.pose).numpy()
+
+
+def test_memory_keeps_the_widest_and_closest_mouths():
+    meshes = torch.zeros(20, 468, 2)
+    meshes[:, 14, 1] = torch.arange(20.0)  # lip gap = frame index
+    track_like = MouthMemory.from_frames(torch.zeros(20, 3, 4, 4), meshes, size=5)
+    gaps = lip_gap(track_like.meshes)
+    assert len(track_like) == 5 and gaps.max() == 19 and gaps.min() == 0
+    assert lip_gap(track_like.meshes[track_like.choose(torch.tensor([18.0]))]).item() == 19
+
+
+def test_memory_frames_are_spread_over_the_clips_openings(lipsynced):
+    *_, track, info = lipsynced
+    chosen = memory_frames(track, size=4)
+    assert len(chosen) == 4
+    assert info.mouth_opening[chosen].min() < 0.02 and info.mouth_opening[chosen].max() > 0.8 * info.mouth_opening.max()
+
+
+def _write_random_generator(path, random: bool):
+    from resyncer_core.models.checkpoint import INITIALISATION_KEY, save_checkpoint
+    from resyncer_core.models.presets import preset_config
+    from resyncer_core.models.registry import model_kind
+
+    config = preset_config("tiny", "generator")
+    model = model_kind("generator").load_classes()[0](config)
+    save_checkpoint(model, config, "generator", path, extra_metadata={INITIALISATION_KEY: "random"} if random else None)
+    return path
+
+
+def test_auto_renderer_replaces_an_untrained_generator_and_says_so(tmp_path):
+    lines = []
+    untrained = _write_random_generator(tmp_path / "random.safetensors", random=True)
+    trained = _write_random_generator(tmp_path / "trained.safetensors", random=False)
+    assert choose_renderer("auto", untrained, lines.append) == "warp"
+    assert len(lines) == 1 and "random initialisation" in lines[0] and "\n" not in lines[0]
+    assert choose_renderer("auto", trained, lines.append) == "generator"
+    assert choose_renderer("auto", tmp_path / "missing.safetensors", lines.append) == "generator"  # loader says so
+    assert choose_renderer("generator", untrained, lines.append) == "generator" and len(lines) == 1
+    corrupt = tmp_path / "corrupt.safetensors"
+    corrupt.write_bytes(b"not a checkpoint")
+    assert choose_renderer("auto", corrupt, lines.append) == "generator"  # its loader names the problem
+
+
+def test_cli_drive_with_the_warp_needs_no_models_and_times_its_stages(tmp_path_factory, tmp_path, capsys):
+    from _pipeline_media import talking_clip
+
+    from resyncer_core.cli import main
+
+    target, driver = talking_clip(tmp_path_factory, 0.6, seed=0), talking_clip(tmp_path_factory, 0.6, seed=1)
+    output = tmp_path / "out.mp4"
+    assert main(["drive", "--video", str(target), "--driver", str(driver), "-o", str(output), "--renderer", "warp",
+                 "--models", str(tmp_path / "no_such_folder")]) == 0
+    summary = capsys.readouterr().out
+    assert output.exists() and "warp " in summary and "generator 0.0s" in summary
+
+
+def test_mesh_warp_node_matches_the_generator_nodes_crops_socket(lipsynced):
+    from resyncer_core.stages.functions import select_frames
+
+    from nodes.common import uint8_to_image
+    from nodes.mesh_warp import ReSyncerMeshWarp
+
+    frames, *_, clip_track, _ = lipsynced
+    track = select_frames(clip_track, np.arange(4))
+    crops = (aligned_crops(frames[:4], track) + 1) / 2
+    meshes = jaw_meshes(track.template, np.array([0.0, 0.3, 0.6, 1.0]))
+    images, mask = ReSyncerMeshWarp().warp(crops.permute(0, 2, 3, 1), track, meshes, "mouth", 2, "cpu")
+    assert images.shape == (4, 256, 256, 3) and mask.shape == (4, 256, 256)
+    assert torch.equal(images[mask == 0], crops.permute(0, 2, 3, 1)[mask == 0])
+    assert not torch.equal(images, uint8_to_image(np.zeros((4, 256, 256, 3), np.uint8)))
+
+
+def test_generator_node_with_an_untrained_checkpoint_uses_the_warp(lipsynced, tmp_path, caplog):
+    from resyncer_core.models.checkpoint import load_checkpoint
+    from resyncer_core.stages.functions import select_frames
+
+    from nodes.common import LoadedModel
+    from nodes.generator import ReSyncerGenerator
+    from nodes.mesh_warp import ReSyncerMeshWarp
+
+    frames, *_, clip_track, _ = lipsynced
+    track = select_frames(clip_track, np.arange(2))
+    crops = ((aligned_crops(frames[:2], track) + 1) / 2).permute(0, 2, 3, 1)
+    meshes = jaw_meshes(track.template, np.array([0.0, 1.0]))
+    path = _write_random_generator(tmp_path / "generator.safetensors", random=True)
+    handle = LoadedModel(load_checkpoint(path, kind="generator")[0], "cpu", str(path), "generator")
+    with caplog.at_level("WARNING", logger="resyncer.nodes"):
+        (generated,) = ReSyncerGenerator().generate(handle, crops, crops, 2, face_track=track, meshes=meshes)
+    warped, _ = ReSyncerMeshWarp().warp(crops, track, meshes, "mouth", 2, "cpu")
+    assert torch.equal(generated, warped)
+    assert len(caplog.records) == 1 and "random initialisation" in caplog.records[0].getMessage()
