@@ -28,6 +28,10 @@ MODEL_KINDS: dict[str, ModelKind] = {
     "vgg19": ModelKind("resyncer_core.models.vgg19", "VGG19Features", "VGG19Config"),
     "arcface": ModelKind("resyncer_core.models.arcface", "ArcFaceIResNet", "ArcFaceConfig"),
     "syncnet": ModelKind("resyncer_core.models.syncnet", "SyncNet", "SyncNetConfig"),
+    "efficientnet_lite0": ModelKind("resyncer_core.models.efficientnet_lite0", "EfficientNetLite0Features",
+                                    "EfficientNetLite0Config"),
+    "face_descriptor": ModelKind("resyncer_core.models.face_descriptor", "FaceDescriptorResNet",
+                                 "FaceDescriptorConfig"),
 }
 
 

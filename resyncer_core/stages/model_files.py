@@ -9,15 +9,18 @@ put it, since no trained ReSyncer weights exist to download.
 from __future__ import annotations
 
 import os
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
+from safetensors import safe_open
 
 from ..audio import load_audio_encoder
 from ..errors import ResyncerInputError
 from ..models.checkpoint import load_checkpoint
-from ..models.presets import MODEL_FILES, WAV2VEC2_FOLDER
+from ..models.presets import INITIALISATION_KEY, MODEL_FILES, WAV2VEC2_FOLDER
+from ..weights import EFFICIENTNET_LITE0, FACE_DESCRIPTOR, shipped_weights
 
 MODELS_ENV = "RESYNCER_MODELS"
 DEFAULT_MODELS_DIR = Path("models")
@@ -91,3 +94,51 @@ def load_pipeline_models(models_dir: str | os.PathLike | None = None, device: st
             f"the audio encoder in {folder} gives {audio_encoder.feature_dim}-d features but the Style-SyncFormer "
             f"expects {syncformer.config.audio_dim}; use models from the same preset")
     return PipelineModels(generator=generator, syncformer=syncformer, audio_encoder=audio_encoder, device=device)
+
+
+def is_random_initialised(path: Path) -> bool:
+    """Whether a checkpoint is marked as `resyncer models init`'s random weights."""
+    with safe_open(str(path), framework="pt") as handle:
+        return (handle.metadata() or {}).get(INITIALISATION_KEY) == "random"
+
+
+@dataclass
+class LossNetwork:
+    """A frozen pretrained network used by a loss or a metric, and what it is."""
+
+    network: torch.nn.Module
+    name: str
+
+
+def _pretrained_in_folder(models_dir: Path | None, kind: str, log: Callable[[str], None]) -> Path | None:
+    if models_dir is None:
+        return None
+    path = models_dir / MODEL_FILES[kind]
+    if not path.is_file():
+        return None
+    if is_random_initialised(path):
+        log(f"{path} is random-initialised (not trained weights): not used")
+        return None
+    return path
+
+
+def load_perceptual_network(models_dir: Path | None, device: torch.device,
+                            log: Callable[[str], None] = lambda message: None) -> LossNetwork:
+    """The perceptual-loss network: VGG19 (the paper's) when the models folder holds trained
+    vgg19.safetensors, else the shipped ImageNet EfficientNet-Lite0 (DESIGN §9)."""
+    path = _pretrained_in_folder(models_dir, "vgg19", log)
+    if path is not None:
+        return LossNetwork(load_checkpoint(path, kind="vgg19", device=device)[0], "VGG19 perceptual loss")
+    network = load_checkpoint(shipped_weights(EFFICIENTNET_LITE0), kind="efficientnet_lite0", device=device)[0]
+    return LossNetwork(network, "EfficientNet-Lite0 feature loss")
+
+
+def load_identity_network(models_dir: Path | None, device: torch.device,
+                          log: Callable[[str], None] = lambda message: None) -> LossNetwork:
+    """The identity network E_id: ArcFace (the paper's) when the models folder holds trained
+    arcface.safetensors, else the shipped dlib face descriptor (face-api port, DESIGN §9)."""
+    path = _pretrained_in_folder(models_dir, "arcface", log)
+    if path is not None:
+        return LossNetwork(load_checkpoint(path, kind="arcface", device=device)[0], "ArcFace")
+    network = load_checkpoint(shipped_weights(FACE_DESCRIPTOR), kind="face_descriptor", device=device)[0]
+    return LossNetwork(network, "dlib face descriptor (face-api port)")
