@@ -21,7 +21,7 @@ from .track_face import _tracker
 
 class ReSyncerFaceIdentity:
     DESCRIPTION = ("The source identity of a face swap: the aligned crop I' of its most frontal tracked frame and its "
-                   "template M̄' (mean canonical mesh). Give one photo or a short clip of the source person.")
+                   "template M̄' (neutral mesh: the most closed-mouth frames). Give one photo or a short clip of the source person.")
     CATEGORY = category("face swap")
     RETURN_TYPES = (IDENTITY,)
     RETURN_NAMES = ("identity",)

@@ -15,6 +15,12 @@ def add_model_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--device", default="cpu", help="torch device: cpu, cuda, cuda:1 … (default cpu)")
 
 
+def add_syncformer_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--syncformer", type=Path, default=None,
+                        help="Style-SyncFormer checkpoint to use instead of the folder's (e.g. RUN/syncformer.safetensors "
+                             "from `resyncer train stage1`; its audio encoder comes with it)")
+
+
 def _progress_printer():
     """Progress on one rewritten stderr line when stderr is a terminal; silent otherwise, so
     logs and scripts see only the summary (and an error stays one line)."""

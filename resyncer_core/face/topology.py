@@ -99,6 +99,16 @@ def lower_face_vertices() -> np.ndarray:
     return _read_only(np.flatnonzero(heights <= top))
 
 
+# MediaPipe's lip contours (FACEMESH_LIPS: outer and inner, upper and lower), 40 vertex ids.
+LIP_VERTICES = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291, 185, 40, 39, 37, 0, 267, 269, 270, 409,
+                78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308, 191, 80, 81, 82, 13, 312, 311, 310, 415)
+
+
+def lip_vertices() -> np.ndarray:
+    """Ids of the lip vertices (the region FaceFormer's lip vertex error is measured on)."""
+    return np.array(LIP_VERTICES, dtype=np.int64)
+
+
 @functools.cache
 def full_face_vertices() -> np.ndarray:
     """Ids of the whole face (eyes, brows, nose, mouth, cheeks, jaw): everything below the forehead."""

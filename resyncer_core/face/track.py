@@ -11,11 +11,10 @@ landmarks per frame (image pixels, see canonical.py for axes) and hands them her
 - Canonical meshes use each frame's own fitted (unsmoothed) pose, so head jitter does not leak
   into the expression; the stored pose is the smoothed one, hence from_canonical(canonical,
   pose) reproduces the landmarks up to the jitter that smoothing removed.
-- Template M̄ = mean canonical mesh over the valid frames. The paper's template is the
-  person's mean mesh "without expression"; with landmarks there are no expression
-  coefficients to zero, and a clip's mean is the practical proxy (speech expressions average
-  out around the neutral face). With no valid frame the template is MediaPipe's canonical
-  model.
+- Template M̄ = the neutral template (template.py): the mean canonical mesh over the valid
+  frames with the most closed mouth, not the clip mean, which would carry the person's
+  average (half-open, speaking) expression into every transfer. With no valid frame the
+  template is MediaPipe's canonical model.
 - Crop: derived from the template posed with the smoothed pose (crop_affine_from_landmarks on
   rigid, expression-free points), so the crop follows the head, not the mouth, and is as
   steady as the pose.
@@ -41,6 +40,7 @@ from . import topology
 from .alignment import CROP_SIZE, crop_affine_from_landmarks, crop_points
 from .canonical import Pose, fit_pose, from_canonical, to_canonical
 from .smoothing import interpolate_missing_poses, smooth_pose
+from .template import neutral_template
 
 FORMAT_VERSION = 1
 # Placeholder pose for a track without any face: frontal, centred, the canonical face about
@@ -58,7 +58,7 @@ class FaceTrack:
 
     landmarks [T,468,3] image pixels (x, y) and pixel-scaled depth (z, smaller is nearer);
     valid [T] bool; pose: smoothed per-frame similarity (Pose of numpy arrays);
-    canonical [T,468,3] pose-free meshes; template [468,3] the person's mean mesh M̄;
+    canonical [T,468,3] pose-free meshes; template [468,3] the person's neutral mesh M̄;
     crop_affine [T,2,3] frame → 256² crop similarity; fps; frame_size (H, W).
     """
 
@@ -180,7 +180,7 @@ def build_face_track(
             valid_frames, observed, fitted = valid_frames[fittable], observed[fittable], fitted[torch.from_numpy(fittable)]
     if len(valid_frames):
         observed_canonical = to_canonical(observed, fitted)
-        template = observed_canonical.mean(0).numpy()
+        template = neutral_template(observed_canonical.numpy())
         pose = smooth_pose(interpolate_missing_poses(fitted, valid), fps, smoothing)
     else:
         template = topology.template_vertices().copy()

@@ -67,11 +67,12 @@ def _check_preset(preset: str) -> dict[str, dict]:
     return _PRESETS[preset]
 
 
-def preset_config(preset: str, kind: str):
-    """The config dataclass of model `kind` in `preset`."""
-    overrides = _check_preset(preset)[kind]
+def preset_config(preset: str, kind: str, **overrides):
+    """The config dataclass of model `kind` in `preset`, with `overrides` on top (e.g. a paper-size
+    SyncFormer for another audio encoder: preset_config("paper", "syncformer", audio_dim=384))."""
+    values = {**_check_preset(preset)[kind], **overrides}
     _, config_class = model_kind(kind).load_classes()
-    return config_class(**overrides)
+    return config_class(**values)
 
 
 def init_models(preset: str, output_dir: str | Path, seed: int = 0, overwrite: bool = False) -> dict[str, Path]:

@@ -7,7 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli_options import add_model_arguments, quiet_model_loading, terminal_callbacks
+from ..cli_options import add_model_arguments, add_syncformer_argument, quiet_model_loading, terminal_callbacks
 from ..stages.functions import DEFAULT_FEATHER_PX, GENERATOR_BATCH_SIZE
 from .chunking import LONG_AUDIO_MODES, SHORT_AUDIO_MODES
 
@@ -42,6 +42,7 @@ def add_lipsync_parser(subcommands) -> None:
                         help="take the speaking style from this video instead of the target (style transfer)")
     _add_length_arguments(parser, "audio")
     _add_render_arguments(parser)
+    add_syncformer_argument(parser)
     parser.set_defaults(handler=_run_lipsync)
 
 
@@ -69,6 +70,7 @@ def add_swap_parser(subcommands) -> None:
     parser.add_argument("-o", "--output", required=True, type=Path, help="output .mp4")
     _add_length_arguments(parser, "audio")
     _add_render_arguments(parser)
+    add_syncformer_argument(parser)
     parser.set_defaults(handler=_run_swap)
 
 
@@ -79,7 +81,9 @@ def _render_setup(args, with_audio: bool):
     quiet_model_loading()
     options = RenderOptions(batch_size=args.batch_size, feather=args.feather, crf=args.crf,
                             x264_preset=args.x264_preset)
-    models = load_pipeline_models(args.models, args.device, with_audio=with_audio, generator_path=args.generator)
+    # drive has no --syncformer: its meshes come from the driver video, not from stage 1.
+    models = load_pipeline_models(args.models, args.device, with_audio=with_audio, generator_path=args.generator,
+                                  syncformer_path=getattr(args, "syncformer", None))
     return models, options
 
 

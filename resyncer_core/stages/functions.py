@@ -366,7 +366,7 @@ def identity_from_track(track: FaceTrack, frame, index: int) -> FaceIdentity:
 
 def identity_from_frames(tracker, frames, fps: float = 25.0) -> FaceIdentity:
     """FaceIdentity of the person in frames [T,H,W,3] (one image as T = 1): the template is
-    the mean canonical mesh over the tracked frames, I' the most frontal frame's crop."""
+    the neutral template of the tracked frames (face.template), I' the most frontal frame's crop."""
     frames = _frames_tensor(frames)
     track = tracker.track(frames, fps)
     index = choose_identity_frame(track)

@@ -22,6 +22,10 @@ from ..models.checkpoint import load_checkpoint
 from ..models.presets import INITIALISATION_KEY, MODEL_FILES, WAV2VEC2_FOLDER
 from ..weights import EFFICIENTNET_LITE0, FACE_DESCRIPTOR, shipped_weights
 
+# Metadata key of a trained Style-SyncFormer (and of cached features): the audio encoder spec
+# (what resyncer_core.audio.load_audio_encoder accepts) its inputs come from.
+AUDIO_ENCODER_KEY = "resyncer.audio_encoder"
+
 MODELS_ENV = "RESYNCER_MODELS"
 DEFAULT_MODELS_DIR = Path("models")
 
@@ -77,22 +81,34 @@ class PipelineModels:
         return self.syncformer is not None and self.audio_encoder is not None
 
 
+def trained_audio_encoder_spec(syncformer_path: str | os.PathLike) -> str | None:
+    """The audio encoder spec a trained Style-SyncFormer file records (`resyncer train stage1`
+    writes it), or None for a file without one (e.g. from `resyncer models init`)."""
+    with safe_open(str(syncformer_path), framework="pt") as handle:
+        return (handle.metadata() or {}).get(AUDIO_ENCODER_KEY)
+
+
 def load_pipeline_models(models_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu",
-                         with_audio: bool = True, generator_path: str | os.PathLike | None = None) -> PipelineModels:
-    """Loads the generator and, with_audio, the Wav2Vec2 encoder and Style-SyncFormer, checking
-    that the encoder's feature size is the one the SyncFormer was built for. A folder is not
-    needed when only a generator_path is used without audio."""
+                         with_audio: bool = True, generator_path: str | os.PathLike | None = None,
+                         syncformer_path: str | os.PathLike | None = None) -> PipelineModels:
+    """Loads the generator and, with_audio, the Style-SyncFormer and its audio encoder, checking
+    that the encoder's feature size is the one the SyncFormer was built for. generator_path and
+    syncformer_path (e.g. a training run's files) replace the folder's; the encoder is the one
+    the SyncFormer file records, else the folder's Wav2Vec2. The folder is only needed for what
+    these do not provide."""
     device = resolve_device(device)
     folder = None if (generator_path and not with_audio) else resolve_models_dir(models_dir)
     generator = load_generator(folder, device, generator_path)
     if not with_audio:
         return PipelineModels(generator=generator, device=device)
-    syncformer = load_checkpoint(model_file(folder, "syncformer"), kind="syncformer", device=device)[0]
-    audio_encoder = load_audio_encoder(model_file(folder, "wav2vec2"), device=device)
+    syncformer_file = Path(syncformer_path) if syncformer_path else model_file(folder, "syncformer")
+    syncformer = load_checkpoint(syncformer_file, kind="syncformer", device=device)[0]
+    encoder_spec = trained_audio_encoder_spec(syncformer_file) or model_file(folder, "wav2vec2")
+    audio_encoder = load_audio_encoder(encoder_spec, device=device)
     if audio_encoder.feature_dim != syncformer.config.audio_dim:
         raise ResyncerInputError(
-            f"the audio encoder in {folder} gives {audio_encoder.feature_dim}-d features but the Style-SyncFormer "
-            f"expects {syncformer.config.audio_dim}; use models from the same preset")
+            f"the audio encoder {encoder_spec} gives {audio_encoder.feature_dim}-d features but the Style-SyncFormer "
+            f"{syncformer_file} expects {syncformer.config.audio_dim}; use models from the same preset or training run")
     return PipelineModels(generator=generator, syncformer=syncformer, audio_encoder=audio_encoder, device=device)
 
 

@@ -52,7 +52,7 @@ def _read_image(path: Path) -> np.ndarray | None:
 
 def identity_from_file(tracker, path: str | os.PathLike, clock: StageClock | None = None,
                        callbacks: PipelineCallbacks | None = None) -> FaceIdentity:
-    """The swap identity in an image or a video file: the template is the mean canonical mesh
+    """The swap identity in an image or a video file: the template is the neutral mesh
     over its tracked frames (of a video, the first IDENTITY_SEARCH_SECONDS), I' the crop of
     its most frontal frame."""
     path = Path(path)

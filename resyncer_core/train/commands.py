@@ -1,4 +1,4 @@
-"""The `resyncer personalize` subcommand (and, as they come, the training commands):
+"""The `resyncer personalize`, `resyncer preprocess` and `resyncer train <stage>` subcommands:
 argument definitions and handlers. cli.py routes to the add_* functions here."""
 
 from __future__ import annotations
@@ -37,4 +37,137 @@ def _run_personalize(args) -> int:
     path = personalize_video(args.video, args.output, config, models_dir=args.models, device=args.device,
                              generator_path=args.generator, log=print, callbacks=terminal_callbacks())
     print(f"wrote {path}")
+    return 0
+
+
+def add_train_parser(subcommands) -> None:
+    """`resyncer train <stage>`: one sub-subcommand per training stage (stage1 here; the other
+    stages register theirs through add_train_stage_parser)."""
+    parser = subcommands.add_parser(
+        "train", help="train a model on a dataset made by `resyncer preprocess`",
+        description="Train the ReSyncer models. Every stage runs unchanged under "
+                    "`torchrun --nproc_per_node N $(which resyncer) train ...` (DDP: NCCL on GPUs, gloo on CPU).")
+    stages = parser.add_subparsers(dest="train_stage", required=True, parser_class=type(parser))
+    _add_stage1_parser(stages)
+
+
+def add_loop_arguments(parser, defaults) -> None:
+    """Options of the shared training loop (train/loop.py LoopConfig); `defaults` is a LoopConfig."""
+    parser.add_argument("--data", required=True, type=Path, help="dataset folder from `resyncer preprocess`")
+    parser.add_argument("-o", "--output", required=True, type=Path,
+                        help="run folder: checkpoints, log.jsonl and the trained model files")
+    parser.add_argument("--preset", choices=("tiny", "small", "paper"), default="tiny",
+                        help="model size: tiny (tests), small (CPU experiments), paper (the paper's sizes)")
+    parser.add_argument("--steps", type=int, default=defaults.steps, help=f"optimiser steps (default {defaults.steps})")
+    parser.add_argument("--resume", action="store_true",
+                        help="continue from the run folder's newest checkpoint (exactly: weights, optimiser, EMA, "
+                             "step, RNG)")
+    parser.add_argument("--batch-size", type=int, default=defaults.batch_size,
+                        help="global samples per step over all processes and micro-batches "
+                             f"(default {defaults.batch_size})")
+    parser.add_argument("--grad-accum", type=int, default=defaults.grad_accum,
+                        help="micro-batches per step on each process (gradient accumulation)")
+    parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed (sampling and initialisation)")
+    parser.add_argument("--checkpoint-every", type=int, default=defaults.checkpoint_every,
+                        help=f"steps between training-state checkpoints (default {defaults.checkpoint_every})")
+    parser.add_argument("--validate-every", type=int, default=defaults.validate_every,
+                        help=f"steps between validations, 0: never (default {defaults.validate_every})")
+    parser.add_argument("--log-every", type=int, default=defaults.log_every, help="steps between log lines")
+    parser.add_argument("--no-bf16", action="store_true", help="train in float32 on CUDA (bf16 autocast by default)")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda (under torchrun each rank takes its local GPU)")
+
+
+def loop_config_from(args):
+    from .loop import LoopConfig
+
+    return LoopConfig(steps=args.steps, batch_size=args.batch_size, grad_accum=args.grad_accum,
+                      checkpoint_every=args.checkpoint_every, validate_every=args.validate_every,
+                      log_every=args.log_every, seed=args.seed, bf16=not args.no_bf16)
+
+
+def _add_stage1_parser(stages) -> None:
+    from .loop import LoopConfig
+    from .stage1 import DEFAULT_AUDIO_ENCODER, Stage1Config
+
+    defaults = Stage1Config(data="", loop=LoopConfig())
+    parser = stages.add_parser(
+        "stage1", help="train the Style-SyncFormer (audio → 3D mesh)",
+        description="Stage 1 (paper §3.1): Style-SyncFormer on 100-frame windows with a 90-frame style reference "
+                    "from another window of the same clip, teacher forcing, L_3D, Adam 1e-3. Audio features "
+                    "of the (frozen) encoder are cached in the dataset. Writes RUN/syncformer.safetensors.")
+    add_loop_arguments(parser, defaults.loop)
+    parser.add_argument("--audio-encoder", default=DEFAULT_AUDIO_ENCODER,
+                        help="audio encoder spec: 'mel' or a Wav2Vec2 folder (recorded in the syncformer file so "
+                             f"inference uses the same one; default {DEFAULT_AUDIO_ENCODER})")
+    parser.add_argument("--lr", type=float, default=defaults.lr, help=f"Adam learning rate (default {defaults.lr:g})")
+    parser.add_argument("--window", type=int, default=defaults.window, help="teacher-forced frames per sample (100)")
+    parser.add_argument("--style-frames", type=int, default=defaults.style_frames, help="style reference length T_S (90)")
+    parser.add_argument("--dropout", type=float, default=None, help="dropout (default: the preset's)")
+    parser.add_argument("--ema-decay", type=float, default=defaults.ema_decay,
+                        help="keep an EMA of the weights with this decay and export it (0: off)")
+    parser.add_argument("--validation-clips", type=int, default=None,
+                        help="held-out clips for the lip vertex error (default 1 per 50 clips, at least 1)")
+    parser.set_defaults(handler=_run_stage1)
+
+
+def _run_stage1(args) -> int:
+    from .distributed import setup_distributed, shutdown_distributed
+    from .stage1 import Stage1Config, train_stage1
+
+    config = Stage1Config(data=str(args.data), preset=args.preset, audio_encoder=args.audio_encoder, lr=args.lr,
+                          window=args.window, style_frames=args.style_frames, dropout=args.dropout,
+                          ema_decay=args.ema_decay, validation_clips=args.validation_clips,
+                          loop=loop_config_from(args))
+    context = setup_distributed(args.device)
+    try:
+        result = train_stage1(config, args.output, context, resume=args.resume, log=print if context.is_main else None)
+    finally:
+        shutdown_distributed()
+    if context.is_main:
+        loss = result.last_metrics.get("loss")
+        print(f"stage1: step {result.step}" + (f", loss {loss:.5g}" if loss is not None else "")
+              + "".join(f", {name} {value:.5g}" for name, value in result.validation.items()))
+    return 0
+
+
+def add_preprocess_parser(subcommands) -> None:
+    from .preprocess import DEFAULT_MIN_FRAMES, DEFAULT_MIN_TRACKED
+
+    parser = subcommands.add_parser(
+        "preprocess", help="turn a folder of talking-head videos into a training dataset",
+        description="Every video under --videos (one speaker per clip, any fps and size) becomes, at 25 fps: "
+                    "aligned 256² crops (near-lossless H.264), per-frame meshes/pose/crop transforms, the neutral "
+                    "template, 16 kHz audio and cached audio features, listed in DATA/index.jsonl. Resumable; "
+                    "unusable videos are skipped with their reason in DATA/skipped.jsonl.")
+    parser.add_argument("--videos", required=True, type=Path, help="folder of input videos (searched recursively)")
+    parser.add_argument("-o", "--output", required=True, type=Path, help="dataset folder (DATA) to create or extend")
+    parser.add_argument("--shard", default="0/1", help="i/N: process every N-th video from the i-th (default 0/1)")
+    parser.add_argument("--audio-encoder", action="append", default=[], metavar="SPEC",
+                        help="cache features of this audio encoder ('mel' or a Wav2Vec2 folder); repeatable")
+    parser.add_argument("--workers", type=int, default=1, help="videos processed in parallel (processes)")
+    parser.add_argument("--min-frames", type=int, default=DEFAULT_MIN_FRAMES,
+                        help=f"skip clips shorter than this at 25 fps (default {DEFAULT_MIN_FRAMES}: one training window)")
+    parser.add_argument("--min-tracked", type=float, default=DEFAULT_MIN_TRACKED,
+                        help=f"skip clips with a face in fewer than this share of frames (default {DEFAULT_MIN_TRACKED})")
+    parser.add_argument("--device", default="cpu", help="torch device for tracking and audio features")
+    parser.set_defaults(handler=_run_preprocess)
+
+
+def _run_preprocess(args) -> int:
+    import sys
+
+    from .preprocess import PreprocessConfig, parse_shard, preprocess_folder
+
+    config = PreprocessConfig(audio_encoders=tuple(args.audio_encoder), min_frames=args.min_frames,
+                              min_tracked=args.min_tracked, shard=parse_shard(args.shard), workers=args.workers,
+                              device=args.device)
+
+    def show(done: int, total: int, last: str) -> None:
+        if sys.stderr.isatty():
+            print(f"\rpreprocess: {done}/{total} {last[:60]:60}", end="", file=sys.stderr, flush=True)
+
+    summary = preprocess_folder(args.videos, args.output, config, progress=show)
+    if sys.stderr.isatty():
+        print(file=sys.stderr)
+    print(summary.line())
     return 0

@@ -1,0 +1,1 @@
+"""Evaluation metrics: mesh (lip vertex error), image (PSNR, SSIM), landmarks, sync, identity."""
