@@ -16,8 +16,8 @@ from resyncer_core.pipeline import (PipelineCallbacks, PipelineCancelled, Render
                                     load_pipeline_models, swap_video)
 from resyncer_core.pipeline.drive import driver_frames_at
 from resyncer_core.synth import synthetic_talking_clip
-from resyncer_core.train.personalize import (PersonalizationClip, PersonalizeConfig, personalize_video,
-                                             reference_indices)
+from resyncer_core.train.generator_training import reference_indices
+from resyncer_core.train.personalize import PersonalizationClip, PersonalizeConfig, personalize_video
 from resyncer_core.video import probe_video
 
 FAST = RenderOptions(x264_preset="ultrafast")

@@ -200,6 +200,22 @@ def _region_mask_function(mask_mode: str):
     return lip_sync_mask if mask_mode == "mouth" else face_swap_mask
 
 
+def overlay_on_crops(crops: torch.Tensor, pose, crop_affine, template, meshes, mask_mode: str = "mouth",
+                     renderer=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """MeshOverlay on aligned crops [T,3,256,256] (-1..1): the canonical meshes [T,468,3] drawn
+    white with each frame's pose (Pose of [T] arrays) and crop transform [T,2,3], over the mask
+    built from the expression-free template ([468,3], or one per frame [T,468,3]: training
+    batches mix people). Returns (overlays I^AM, masks A [T,256,256]); see overlay_crops."""
+    region_mask = _region_mask_function(mask_mode)
+    meshes = torch.as_tensor(meshes, dtype=torch.float32)
+    posed_new = posed_mesh_in_crop(meshes, pose, crop_affine)
+    masks = region_mask(posed_mesh_in_crop(torch.as_tensor(template, dtype=torch.float32), pose, crop_affine))
+    renderer = renderer if renderer is not None else get_renderer()
+    triangles = torch.from_numpy(np.array(topology.triangles()))
+    rendered = renderer.render(posed_new, triangles, CROP_SIZE).image.to(crops.device)
+    return mesh_overlay(crops, rendered, masks), masks[:, 0]
+
+
 def overlay_crops(frames, track: FaceTrack, meshes, mask_mode: str = "mouth",
                   renderer=None) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """MeshOverlay (paper §3.2–3.3) for frames [T,H,W,3] with their track and the canonical
@@ -211,16 +227,12 @@ def overlay_crops(frames, track: FaceTrack, meshes, mask_mode: str = "mouth",
     (face.masks.lip_sync_mask / face_swap_mask), not from the tracked or the new mesh: it is
     the same at training (tracked meshes) and inference (predicted ones) and its outline
     carries nothing about the true mouth, while reaching as far as a jaw opens."""
-    region_mask = _region_mask_function(mask_mode)
+    _region_mask_function(mask_mode)  # a bad mode fails before the crops are warped
     crops = aligned_crops(frames, track)
     meshes = torch.as_tensor(meshes, dtype=torch.float32)
     _check_track_length(track, len(meshes), "meshes")
-    posed_new = posed_mesh_in_crop(meshes, track.pose, track.crop_affine)
-    masks = region_mask(posed_mesh_in_crop(torch.from_numpy(track.template), track.pose, track.crop_affine))
-    renderer = renderer if renderer is not None else get_renderer()
-    triangles = torch.from_numpy(np.array(topology.triangles()))
-    rendered = renderer.render(posed_new, triangles, CROP_SIZE).image.to(crops.device)
-    return crops, mesh_overlay(crops, rendered, masks), masks[:, 0]
+    overlays, masks = overlay_on_crops(crops, track.pose, track.crop_affine, track.template, meshes, mask_mode, renderer)
+    return crops, overlays, masks
 
 
 # ------------------------------------------------------------------------------------- generator
