@@ -9,10 +9,11 @@ STYLE_FRAMES = 90  # (paper) T_S; equals resyncer_core.stages.functions.STYLE_FR
 
 class StyleReference:
     """RESYNCER_STYLE: displacements ΔM_ref [L,468,3] from the reference person's own template,
-    and (for audio-aware Style-SyncFormers) that stretch's audio features [L,A]."""
+    and (for audio-aware Style-SyncFormers) that stretch's audio features [L,A], at `fps` (the
+    reference clip's frame rate; the Style-SyncFormer node brings it to the model's 25 fps)."""
 
-    def __init__(self, delta, audio=None, start: int = 0):
-        self.delta, self.audio, self.start = delta, audio, int(start)
+    def __init__(self, delta, audio=None, start: int = 0, fps: float = 25.0):
+        self.delta, self.audio, self.start, self.fps = delta, audio, int(start), float(fps)
 
     def __len__(self) -> int:
         return int(self.delta.shape[0])
@@ -64,7 +65,7 @@ class ReSyncerStyleReference:
                     f"the reference audio features have {len(features)} frames but the style reference needs frames "
                     f"{first}..{first + len(delta) - 1}; encode the reference clip's own audio at its frame count")
             audio = features[first:first + len(delta)]
-        return (StyleReference(delta, audio, first),)
+        return (StyleReference(delta, audio, first, face_track.fps),)
 
 
 NODE_CLASSES = {

@@ -21,7 +21,8 @@ KIND = "syncformer"
 
 
 class ReSyncerLoadSyncFormer:
-    DESCRIPTION = "Loads a Style-SyncFormer checkpoint (.safetensors) from the resyncer model folder."
+    DESCRIPTION = ("Loads a Style-SyncFormer checkpoint (.safetensors) from the resyncer model folder, or any file given "
+                   "as checkpoint_file (a training run's syncformer.safetensors).")
     CATEGORY = category("syncformer")
     RETURN_TYPES = (SYNCFORMER,)
     RETURN_NAMES = ("syncformer",)
@@ -35,11 +36,16 @@ class ReSyncerLoadSyncFormer:
                 "model": (names, {"tooltip": "Style-SyncFormer checkpoint in models/resyncer (or --models DIR); "
                                   "`resyncer models init` writes syncformer.safetensors."}),
                 "device": device_input(),
-            }
+            },
+            "optional": {
+                "checkpoint_file": ("STRING", {"default": "", "tooltip": "Absolute path of a Style-SyncFormer file to "
+                                               "use instead of `model`, e.g. a training run's RUN/syncformer.safetensors "
+                                               "(`resyncer train stage1`). Empty: use `model`."}),
+            },
         }
 
-    def load(self, model, device="auto"):
-        return (load_checkpoint_cached(KIND, model, device),)
+    def load(self, model, device="auto", checkpoint_file=""):
+        return (load_checkpoint_cached(KIND, checkpoint_file.strip() or model, device),)
 
 
 class ReSyncerSyncFormer:
@@ -85,9 +91,12 @@ class ReSyncerSyncFormer:
         adapter.check_interrupt()
         progress = adapter.Progress(1, unique_id)
         with adapter.on_device(model, device=handle.torch_device()):
+            # The model runs at its own 25 fps; features, style and meshes are at their clips' rates.
             meshes = predict_meshes(model, features, style.delta, template,
                                     style_audio=style.audio if model.uses_style_audio else None,
-                                    on_window=interrupt_callback(progress))
+                                    on_window=interrupt_callback(progress), features_fps=audio_features.fps,
+                                    style_fps=style.fps, fps=audio_features.fps,
+                                    frame_count=len(features))
         return (meshes,)
 
 

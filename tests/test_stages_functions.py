@@ -226,9 +226,9 @@ def test_audio_driving_takes_the_style_length_the_syncformer_was_built_for(model
     short_style = StyleSyncFormer(type(config)(**{**vars(config), "style_frames": 6})).eval()
     seen = {}
 
-    def record_style(syncformer, features, style, template, style_audio, on_window):
+    def record_style(syncformer, features, style, template, style_audio, on_window, fps, frame_count):
         seen["style_frames"] = len(style)
-        return torch.zeros(len(features), 468, 3)
+        return torch.zeros(frame_count, 468, 3)
 
     monkeypatch.setattr(audio_driving, "predict_meshes", record_style)
     pipeline_models = PipelineModels(generator=models["generator"], syncformer=short_style, audio_encoder=models["encoder"])

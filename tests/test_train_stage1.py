@@ -21,7 +21,7 @@ from resyncer_core.models.checkpoint import load_checkpoint
 from resyncer_core.stages.model_files import AUDIO_ENCODER_KEY
 from resyncer_core.train.dataset import feature_cache_key, load_features, read_index
 from resyncer_core.video import probe_video
-from train_data import make_mesh_dataset
+from resyncer_core.synth.mesh_corpus import write_mesh_corpus
 
 # Short windows keep every run to a second or two on one CPU core.
 FAST = ["--window", "16", "--style-frames", "12", "--batch-size", "4", "--log-every", "1"]
@@ -29,7 +29,7 @@ FAST = ["--window", "16", "--style-frames", "12", "--batch-size", "4", "--log-ev
 
 @pytest.fixture(scope="module")
 def data_dir(tmp_path_factory):
-    return make_mesh_dataset(tmp_path_factory.mktemp("stage1") / "data", clips=3, frames=48)
+    return write_mesh_corpus(tmp_path_factory.mktemp("stage1") / "data", clips=3, frames=48)
 
 
 def train(data_dir, run_dir, steps, *extra) -> int:
@@ -150,9 +150,3 @@ def test_gradient_accumulation_equals_the_whole_batch(tmp_path, data_dir):
     torch.testing.assert_close(_predictions(tmp_path / "accumulated" / "syncformer.safetensors", data_dir),
                                _predictions(tmp_path / "whole" / "syncformer.safetensors", data_dir),
                                rtol=1e-3, atol=1e-4)
-
-
-def test_stage1_help(capsys):
-    with pytest.raises(SystemExit) as exit_info:
-        main(["train", "stage1", "--help"])
-    assert exit_info.value.code == 0 and "--audio-encoder" in capsys.readouterr().out

@@ -91,7 +91,7 @@ class Flow:
 def _models(flow: Flow) -> tuple[Node, Node, Node]:
     wav2vec2 = flow.add("ReSyncerLoadWav2Vec2", "Load Wav2Vec2", "models", model="wav2vec2", device="auto")
     syncformer = flow.add("ReSyncerLoadSyncFormer", "Load Style-SyncFormer", "models", model="syncformer.safetensors",
-                          device="auto")
+                          device="auto", checkpoint_file="")
     generator = flow.add("ReSyncerLoadGenerator", "Load ReSync Generator", "models", model="generator.safetensors",
                          device="auto")
     return wav2vec2, syncformer, generator

@@ -16,12 +16,15 @@ CPU as float32 except where a docstring says otherwise.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable
 from dataclasses import dataclass
+from fractions import Fraction
 
 import numpy as np
 import torch
 
+from ..audio.timing import exact_fps
 from ..errors import ResyncerInputError
 from ..face import topology
 from ..face.alignment import CROP_SIZE, warp_from_crop, warp_to_crop
@@ -112,14 +115,20 @@ def choose_style_window(track: FaceTrack, length: int = STYLE_FRAMES) -> int:
     """First frame of the `length`-frame style reference window: among the windows with the
     most tracked frames, the one whose mouth moves most (a talking stretch shows the speaking
     style; a silent one shows none). Clips shorter than `length` start at 0 and use all frames."""
-    count = len(track)
+    return style_window_start(track.delta(), track.valid, length)
+
+
+def style_window_start(delta: np.ndarray, valid: np.ndarray, length: int = STYLE_FRAMES) -> int:
+    """choose_style_window for displacements ΔM [T,468,3] and tracked flags [T] of any frame rate."""
+    count = len(valid)
     if count <= length:
         return 0
-    valid = track.valid.astype(np.int64)
+    valid_flags = np.asarray(valid, dtype=bool)
+    valid = valid_flags.astype(np.int64)
     # Motion into a frame counts only when the frame and its predecessor are both tracked:
     # an untracked frame's ΔM is 0, and the jump to or from it is not speech.
-    both_valid = np.concatenate([[False], track.valid[1:] & track.valid[:-1]])
-    motion = np.where(both_valid, _mouth_motion(track.delta()), 0.0)
+    both_valid = np.concatenate([[False], valid_flags[1:] & valid_flags[:-1]])
+    motion = np.where(both_valid, _mouth_motion(delta), 0.0)
     window = np.ones(length)
     valid_counts = np.convolve(valid, window, mode="valid")
     motions = np.convolve(motion, window, mode="valid")
@@ -142,6 +151,40 @@ def style_reference_from_track(track: FaceTrack, start: int | None = None, lengt
     return torch.from_numpy(np.ascontiguousarray(delta, dtype=np.float32))
 
 
+def frames_at_rate(count: int, from_fps: float, to_fps: float) -> int:
+    """Frames at `to_fps` that cover `count` frames at `from_fps`: ceil(count·to/from), exactly."""
+    return math.ceil(Fraction(int(count)) * exact_fps(to_fps) / exact_fps(from_fps))
+
+
+def resample_frames(values, from_fps: float, to_fps: float, count: int) -> torch.Tensor:
+    """A per-frame sequence [T,...] sampled at frame times k/from_fps, linearly interpolated at
+    the `count` frame times k/to_fps (held at the ends). Same rate and length: returned as is."""
+    values = torch.as_tensor(values)
+    if exact_fps(from_fps) == exact_fps(to_fps) and count == len(values):
+        return values
+    if len(values) == 0:
+        raise ResyncerInputError("cannot resample an empty frame sequence; give at least one frame")
+    step = float(exact_fps(from_fps) / exact_fps(to_fps))
+    positions = (torch.arange(count, dtype=torch.float64) * step).clamp(max=len(values) - 1)
+    lower = positions.floor().long()
+    upper = (lower + 1).clamp(max=len(values) - 1)
+    weight = (positions - lower).to(values.dtype if values.is_floating_point() else torch.float32)
+    weight = weight.view(-1, *[1] * (values.dim() - 1))
+    return values[lower] * (1 - weight) + values[upper] * weight
+
+
+def style_reference_at_rate(track: FaceTrack, fps: float, length: int = STYLE_FRAMES) -> tuple[torch.Tensor, int]:
+    """(ΔM_ref [length,468,3], its first frame) of a track brought to `fps` (the Style-SyncFormer's
+    rate): the track's displacements are resampled first, then the window is chosen at `fps`,
+    so the reference is the same whatever rate the clip was filmed at."""
+    count = frames_at_rate(len(track), track.fps, fps)
+    delta = resample_frames(torch.from_numpy(np.ascontiguousarray(track.delta(), dtype=np.float32)), track.fps, fps, count)
+    # A frame counts as tracked when both source frames it is interpolated from are.
+    valid = resample_frames(torch.from_numpy(track.valid.astype(np.float32)), track.fps, fps, count) > 0.999
+    start = style_window_start(delta.numpy(), valid.numpy(), length)
+    return delta[start:start + length].contiguous(), start
+
+
 def _model_device(model: torch.nn.Module) -> torch.device:
     return next(model.parameters()).device
 
@@ -149,11 +192,19 @@ def _model_device(model: torch.nn.Module) -> torch.device:
 @torch.no_grad()
 def predict_meshes(syncformer, features: torch.Tensor, style_reference: torch.Tensor, template,
                    style_audio: torch.Tensor | None = None,
-                   on_window: BatchCallback | None = None) -> torch.Tensor:
-    """Style-SyncFormer: canonical meshes [T,468,3] = template + ΔM̂ for audio features [T,A],
-    the style reference ΔM_ref [T_S,468,3] (another person's for style transfer) and the
+                   on_window: BatchCallback | None = None, *, features_fps: float | None = None,
+                   style_fps: float | None = None, fps: float | None = None,
+                   frame_count: int | None = None) -> torch.Tensor:
+    """Style-SyncFormer: canonical meshes [frame_count,468,3] = template + ΔM̂ for audio features
+    [T,A], the style reference ΔM_ref [T_S,468,3] (another person's for style transfer) and the
     template M̄ [468,3] the mouth is drawn on (another person's for face swap). style_audio
     [T_S,A] (the reference's audio features) is needed by audio-aware models only.
+
+    Frame rates: the model runs at its own rate, config.period (25 fps, paper), whatever the
+    video's. features_fps and style_fps are the rates of the features and of the style
+    reference (and style_audio); fps and frame_count those of the meshes to return. Each
+    defaults to the model's rate (fps to features_fps; frame_count to the frames the features
+    span). Inputs at another rate are resampled to the model's, and ΔM̂ to the output frame times.
 
     Runs the model's own 100-frame windows with 20-frame cross-fades (paper) one window at a
     time, calling on_window(done, total) after each, so callers can report progress and stop."""
@@ -161,6 +212,16 @@ def predict_meshes(syncformer, features: torch.Tensor, style_reference: torch.Te
         raise ResyncerInputError(f"predict_meshes needs features [T, A] and style_reference [T_S, 468, 3], got "
                                  f"{list(features.shape)} and {list(style_reference.shape)}")
     config = syncformer.config
+    model_fps = float(config.period)
+    features_fps = features_fps or model_fps
+    style_fps = style_fps or model_fps
+    fps = fps or features_fps
+    frame_count = frames_at_rate(len(features), features_fps, fps) if frame_count is None else int(frame_count)
+    features = resample_frames(features, features_fps, model_fps, frames_at_rate(len(features), features_fps, model_fps))
+    style_count = frames_at_rate(len(style_reference), style_fps, model_fps)
+    style_reference = resample_frames(style_reference, style_fps, model_fps, style_count)
+    if style_audio is not None:
+        style_audio = resample_frames(style_audio, style_fps, model_fps, style_count)
     device = _model_device(syncformer)
     audio = features[None].to(device, torch.float32)
     style = style_reference[None].to(device, torch.float32)
@@ -175,8 +236,9 @@ def predict_meshes(syncformer, features: torch.Tensor, style_reference: torch.Te
         windows.append(syncformer.generate(segment, style, reference_audio))
         if on_window is not None:
             on_window(done, len(starts))
-    delta = blend_windows(windows, starts, length)[0]
-    return delta.to("cpu", torch.float32) + torch.as_tensor(template, dtype=torch.float32)
+    delta = resample_frames(blend_windows(windows, starts, length)[0].to("cpu", torch.float32), model_fps, fps,
+                            frame_count)
+    return delta + torch.as_tensor(template, dtype=torch.float32)
 
 
 def meshes_on_template(driver_track: FaceTrack, template) -> torch.Tensor:

@@ -106,21 +106,24 @@ def split_clips(clips: list[ClipRecord], validation_clips: int | None) -> tuple[
 
 
 class ClipSource:
-    """Reads windows of ΔM and features from a clip's files on demand (memory-mapped), so a
-    corpus of any size trains in constant memory."""
+    """Reads windows of ΔM and features from a clip's files on demand (only the frames asked
+    for, no file kept open), so a corpus of any size trains in constant memory."""
 
     def __init__(self, clip: ClipRecord, encoder_spec: str):
         self.clip = clip
         self.frames = clip.frames
-        self._meshes = safe_open(str(clip.folder / MESHES_FILE), framework="np")
-        self._features = safe_open(str(features_path(clip, encoder_spec)), framework="np")
-        self.template = self._meshes.get_tensor("template")
+        self._meshes_path = str(clip.folder / MESHES_FILE)
+        self._features_path = str(features_path(clip, encoder_spec))
+        with safe_open(self._meshes_path, framework="np") as handle:
+            self.template = handle.get_tensor("template")
 
     def delta(self, start: int, stop: int) -> np.ndarray:
-        return self._meshes.get_slice("canonical")[start:stop] - self.template[None]
+        with safe_open(self._meshes_path, framework="np") as handle:
+            return handle.get_slice("canonical")[start:stop] - self.template[None]
 
     def features(self, start: int, stop: int) -> np.ndarray:
-        return self._features.get_slice("features")[start:stop]
+        with safe_open(self._features_path, framework="np") as handle:
+            return handle.get_slice("features")[start:stop]
 
 
 def style_start(rng: np.random.Generator, frames: int, target_start: int, window: int, style_length: int) -> int:
