@@ -80,20 +80,20 @@ class ReSyncerPersonalize:
                                        "tooltip": "VGG19 for the perceptual loss; none or a random-initialised one "
                                                   "(from `resyncer models init`) uses the shipped EfficientNet-Lite0 "
                                                   "feature loss instead."}),
-                "w_plus": ("BOOLEAN", {"default": False,
-                                       "tooltip": "StyleSync's W+ option: learn offsets ΔW = MLP(f_f) and tune the "
-                                                  "synthesis network (encoder fixed) under an L2 penalty, instead of "
-                                                  "full-parameter fine-tuning."}),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "step": 1,
                                  "tooltip": "Seed of the sample and reference-frame draws."}),
                 "save_as": ("STRING", {"default": "", "tooltip": "File name to save the personalised generator under in "
                                        "the resyncer model folder (e.g. alice.safetensors); empty keeps it in memory."}),
+                "w_plus": ("BOOLEAN", {"default": False,
+                                       "tooltip": "StyleSync's W+ option: learn offsets ΔW = MLP(f_f) and tune the "
+                                                  "synthesis network (encoder fixed) under an L2 penalty, instead of "
+                                                  "full-parameter fine-tuning."}),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
     def personalize(self, generator, images, face_track, steps=200, lr=1e-3, batch_size=4, discriminator=NONE,
-                    vgg19=NONE, w_plus=False, seed=0, save_as="", unique_id=None):
+                    vgg19=NONE, seed=0, save_as="", w_plus=False, unique_id=None):
         import torch
 
         from resyncer_core.errors import ResyncerInputError

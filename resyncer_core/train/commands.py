@@ -196,6 +196,8 @@ def _add_stage2_parser(stages) -> None:
                         help="stage-1 syncformer.safetensors whose predicted meshes are drawn from --predicted-meshes-from")
     parser.add_argument("--predicted-meshes-from", type=int, default=None,
                         help="step from which the overlays show the Style-SyncFormer's meshes instead of tracked ones")
+    parser.add_argument("--style-frames", type=int, default=defaults.style_frames,
+                        help="style reference length T_S of the predicted meshes (90)")
     parser.add_argument("--adversarial-weight", type=float, default=defaults.adversarial_weight,
                         help="weight of the generator's adversarial term")
     parser.set_defaults(handler=_run_stage2)
@@ -206,7 +208,8 @@ def _run_stage2(args) -> int:
 
     config = Stage2Config(**_image_fields(args), init_generator=None if args.init is None else str(args.init),
                           syncformer=None if args.syncformer is None else str(args.syncformer),
-                          predicted_meshes_from=args.predicted_meshes_from, adversarial_weight=args.adversarial_weight)
+                          predicted_meshes_from=args.predicted_meshes_from, style_frames=args.style_frames,
+                          adversarial_weight=args.adversarial_weight)
     return _run_distributed(train_stage2, config, args)
 
 

@@ -29,6 +29,7 @@ from .dataset import CROPS_FILE, ClipRecord, load_clip_arrays, load_features
 from .generator_training import REFERENCE_WINDOW, crops_from_uint8, reference_indices
 
 DEFAULT_CACHED_CLIPS = 16
+SAME_IDENTITY_REFERENCE_OFFSET = 75   # (paper A.1) frames between target and reference in evaluation
 _POSE_KEYS = ("pose_scale", "pose_rotation", "pose_translation", "crop_affine")
 
 
@@ -52,6 +53,14 @@ class CropClip:
 
     def __len__(self) -> int:
         return len(self.canonical)
+
+    def evaluation_frames(self, count: int) -> tuple[np.ndarray, np.ndarray]:
+        """(targets, references): the first `count` tracked frames and, for each, the tracked
+        frame SAME_IDENTITY_REFERENCE_OFFSET further on (wrapping around; the paper's
+        same-identity evaluation, which keeps the target out of the reference)."""
+        targets = self.tracked[:count]
+        references = self.tracked[(np.arange(len(targets)) + SAME_IDENTITY_REFERENCE_OFFSET) % len(self.tracked)]
+        return targets, references
 
 
 @dataclass

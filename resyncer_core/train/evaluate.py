@@ -45,7 +45,6 @@ from ..stages.model_files import is_random_initialised, load_identity_network, r
 from .crop_dataset import CropDataset
 from .dataset import AUDIO_FILE, DATASET_FPS, cache_features, load_clip_arrays, load_features, read_index, read_wav
 from .stage1 import split_clips
-from .stage2 import SAME_IDENTITY_REFERENCE_OFFSET
 
 STYLE_FRAMES = 90
 DEFAULT_FRAMES = 50
@@ -131,9 +130,7 @@ def evaluate(config: EvalConfig, log=print) -> dict[str, float]:
         identity = load_identity_network(models_dir, device)
         syncnet = _supplied(models_dir, "syncnet", device)
         for index, clip in enumerate(data.clips):
-            frames = clip.tracked[:config.frames]
-            references = clip.tracked[(np.searchsorted(clip.tracked, frames) + SAME_IDENTITY_REFERENCE_OFFSET)
-                                      % len(clip.tracked)]
+            frames, references = clip.evaluation_frames(config.frames)
             outputs, targets = _generate(generator, data, index, frames, references, None, device)
             add("psnr", psnr(outputs, targets))
             add("ssim", ssim(outputs, targets))

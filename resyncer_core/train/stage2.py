@@ -54,7 +54,6 @@ GENERATOR_FILE = "generator.safetensors"
 DISCRIMINATOR_FILE = "discriminator.safetensors"
 SAMPLES_FOLDER = "samples"
 SAMPLE_ROWS = 4
-SAME_IDENTITY_REFERENCE_OFFSET = 75   # (paper A.1) frames between target and reference in evaluation
 VALIDATION_FRAMES = 8                 # per held-out clip
 
 
@@ -150,8 +149,7 @@ class ImageStage:
         generator = self.ema.average.eval()
         outputs, targets = [], []
         for index, clip in enumerate(self.validation_data.clips):
-            frames = clip.tracked[:VALIDATION_FRAMES]
-            references = clip.tracked[(np.arange(len(frames)) + SAME_IDENTITY_REFERENCE_OFFSET) % len(clip.tracked)]
+            frames, references = clip.evaluation_frames(VALIDATION_FRAMES)
             batch = self.validation_data.batch([(index, int(t), int(r)) for t, r in zip(frames, references)],
                                                self.context.device)
             outputs.append(self.render(generator, batch).cpu())
