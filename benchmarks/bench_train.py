@@ -4,12 +4,13 @@
                                      [--warmup 2] [--batch-size 8] [--device cpu] [--threads N] [--json FILE]
 
 Each stage is built on a procedural corpus (stage 1: resyncer_core.synth.mesh_corpus, synthetic
-speech with jaw-following meshes, mel features cached beforehand) and `stage.train_step` is
-timed directly, after `--warmup` untimed steps, so the figure is the loop's own speed with the
-paper's window sizes (100-frame windows, T_S = 90 for stage 1), not data preparation.
-Other stages plug in through STAGE_BENCHMARKS: a function (preset, args, work_dir) → a stage
-object with train_step(step, micro_batches) (resyncer_core.train.loop protocol) and the
-samples per step.
+speech with jaw-following meshes, mel features cached beforehand; stage 2 and swap: two 2 s
+synthetic talking clips run through `resyncer preprocess`, the swap generator being the preset's
+random one) and `stage.train_step` is timed directly, after `--warmup` untimed steps, so the
+figure is the loop's own speed with the paper's window sizes (100-frame windows, T_S = 90 for
+stage 1) and 256² crops, not data preparation (stage 2/swap steps include drawing the overlays).
+Stages plug in through STAGE_BENCHMARKS: a function (preset, args, work_dir) → a stage object
+with train_step(step, micro_batches) (resyncer_core.train.loop protocol).
 """
 
 from __future__ import annotations
@@ -38,8 +39,48 @@ def stage1_benchmark(preset: str, args, work: Path):
     return build_stage1(config, setup_distributed(args.device), log=lambda message: None)
 
 
-# stage name → builder; trainer stages add "stage2" and "swap" here.
-STAGE_BENCHMARKS = {"stage1": stage1_benchmark}
+def _image_dataset(work: Path) -> Path:
+    """Two synthetic speakers (2 s clips) preprocessed with crop videos, made once per run."""
+    from resyncer_core.synth import write_synthetic_clip
+    from resyncer_core.train.preprocess import PreprocessConfig, preprocess_folder
+
+    data = work / "image_data"
+    if not (data / "index.jsonl").exists():
+        for speaker, seed in (("alice", 0), ("bob", 3)):
+            (work / "videos" / speaker).mkdir(parents=True, exist_ok=True)
+            write_synthetic_clip(work / "videos" / speaker / "clip.mp4", 2.0, 25, (360, 480), seed=seed,
+                                 preset="ultrafast")
+        preprocess_folder(work / "videos", data, PreprocessConfig(min_frames=25))
+    return data
+
+
+def stage2_benchmark(preset: str, args, work: Path):
+    from resyncer_core.train.distributed import setup_distributed
+    from resyncer_core.train.loop import LoopConfig
+    from resyncer_core.train.stage2 import Stage2Config, build_stage2
+
+    config = Stage2Config(data=str(_image_dataset(work)), preset=preset, validation_clips=0,
+                          loop=LoopConfig(steps=args.steps + args.warmup, batch_size=args.batch_size))
+    return build_stage2(config, setup_distributed(args.device), log=lambda message: None)
+
+
+def swap_benchmark(preset: str, args, work: Path):
+    """Swap training from the preset's random generator and discriminator (speed only)."""
+    from resyncer_core.models.presets import init_models
+    from resyncer_core.train.distributed import setup_distributed
+    from resyncer_core.train.loop import LoopConfig
+    from resyncer_core.train.swap import SwapConfig, build_swap
+
+    models = work / f"models_{preset}"
+    if not (models / "generator.safetensors").exists():
+        init_models(preset, models)
+    config = SwapConfig(data=str(_image_dataset(work)), init_generator=str(models / "generator.safetensors"),
+                        validation_clips=0, loop=LoopConfig(steps=args.steps + args.warmup, batch_size=args.batch_size))
+    return build_swap(config, setup_distributed(args.device), log=lambda message: None)
+
+
+# stage name → builder of a stage object (train/loop.py protocol).
+STAGE_BENCHMARKS = {"stage1": stage1_benchmark, "stage2": stage2_benchmark, "swap": swap_benchmark}
 
 
 def time_stage(stage, steps: int, warmup: int, batch_size: int, device: str) -> float:

@@ -47,9 +47,9 @@ def _optional_checkpoint(kind: str, name: str):
 
 
 class ReSyncerPersonalize:
-    DESCRIPTION = ("Fine-tunes a copy of the generator on the target video's own frames (full-parameter, L1 + VGG19 "
-                   "perceptual + adversarial, as in the paper), so teeth, skin and lighting match the person. "
-                   "Optionally saves it to the model folder.")
+    DESCRIPTION = ("Fine-tunes a copy of the generator on the target video's own frames (full-parameter, L1 + "
+                   "perceptual + adversarial, Adam 1e-3, as in the paper; or StyleSync's W+ offsets), so teeth, skin "
+                   "and lighting match the person. Optionally saves it to the model folder.")
     CATEGORY = category("generator")
     RETURN_TYPES = (GENERATOR,)
     RETURN_NAMES = ("generator",)
@@ -67,8 +67,8 @@ class ReSyncerPersonalize:
                 "face_track": (FACE_TRACK, {"tooltip": "Track of these frames; frames without a face are skipped."}),
                 "steps": ("INT", {"default": 200, "min": 1, "max": 100_000, "step": 1,
                                   "tooltip": "Optimisation steps; an interrupt stops between steps and keeps nothing."}),
-                "lr": ("FLOAT", {"default": 1e-4, "min": 1e-7, "max": 1e-1, "step": 1e-6, "round": False,
-                                 "tooltip": "Learning rate (Adam) of generator and discriminator."}),
+                "lr": ("FLOAT", {"default": 1e-3, "min": 1e-7, "max": 1e-1, "step": 1e-6, "round": False,
+                                 "tooltip": "Learning rate (Adam) of generator and discriminator (paper: 1e-3)."}),
             },
             "optional": {
                 "batch_size": ("INT", {"default": 4, "min": 1, "max": 64, "step": 1,
@@ -77,34 +77,44 @@ class ReSyncerPersonalize:
                                                    "tooltip": "StyleGAN2 discriminator checkpoint for the adversarial "
                                                               "loss (fine-tuned alongside); none leaves the term out."}),
                 "vgg19": (perceptual, {"default": perceptual[min(1, len(perceptual) - 1)],
-                                       "tooltip": "VGG19 for the perceptual loss; a random-initialised one (from "
-                                                  "`resyncer models init`) is skipped, none leaves the term out."}),
+                                       "tooltip": "VGG19 for the perceptual loss; none or a random-initialised one "
+                                                  "(from `resyncer models init`) uses the shipped EfficientNet-Lite0 "
+                                                  "feature loss instead."}),
                 "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "step": 1,
                                  "tooltip": "Seed of the sample and reference-frame draws."}),
                 "save_as": ("STRING", {"default": "", "tooltip": "File name to save the personalised generator under in "
                                        "the resyncer model folder (e.g. alice.safetensors); empty keeps it in memory."}),
+                "w_plus": ("BOOLEAN", {"default": False,
+                                       "tooltip": "StyleSync's W+ option: learn offsets ΔW = MLP(f_f) and tune the "
+                                                  "synthesis network (encoder fixed) under an L2 penalty, instead of "
+                                                  "full-parameter fine-tuning."}),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
-    def personalize(self, generator, images, face_track, steps=200, lr=1e-4, batch_size=4, discriminator=NONE,
-                    vgg19=NONE, seed=0, save_as="", unique_id=None):
+    def personalize(self, generator, images, face_track, steps=200, lr=1e-3, batch_size=4, discriminator=NONE,
+                    vgg19=NONE, seed=0, save_as="", w_plus=False, unique_id=None):
         import torch
 
         from resyncer_core.errors import ResyncerInputError
         from resyncer_core.models.checkpoint import is_random_initialised, save_checkpoint
+        from resyncer_core.stages.model_files import load_perceptual_network
         from resyncer_core.train.personalize import PersonalizationClip, PersonalizeConfig, personalize_generator
 
         handle = require_handle(generator, GENERATOR_KIND, "generator")
         if len(images) != len(face_track):
             raise ResyncerInputError(f"Personalize got {len(images)} frames but a {len(face_track)}-frame track; "
                                      "connect the track of these frames")
-        config = PersonalizeConfig(steps=int(steps), lr=float(lr), batch_size=int(batch_size), seed=int(seed))
+        config = PersonalizeConfig(steps=int(steps), lr=float(lr), batch_size=int(batch_size), seed=int(seed),
+                                   w_plus=bool(w_plus))
         critic, _ = _optional_checkpoint("discriminator", discriminator)
         vgg, vgg_path = _optional_checkpoint("vgg19", vgg19)
         if vgg is not None and is_random_initialised(vgg_path):
-            LOG.info("ReSyncer Personalize: %s is random-initialised, perceptual loss skipped", vgg_path.name)
+            LOG.info("ReSyncer Personalize: %s is random-initialised, using the EfficientNet-Lite0 feature loss",
+                     vgg_path.name)
             vgg = None
+        if vgg is None:
+            vgg = load_perceptual_network(None, adapter.offload_device()).network
         model, critic, vgg = trainable_copy(handle.model), trainable_copy(critic), trainable_copy(vgg)
         stage = adapter.StageProgress(unique_id)
         adapter.check_interrupt()
@@ -113,8 +123,8 @@ class ReSyncerPersonalize:
             with adapter.on_device(*(m for m in (model, critic, vgg) if m is not None), device=handle.torch_device()):
                 clip = PersonalizationClip.from_frames(image_to_uint8(images[: config.max_frames]),
                                                        face_track.slice(0, config.max_frames))
-                personalize_generator(model, clip, config, discriminator=critic, vgg=vgg,
-                                      log=LOG.info, callbacks=stage.callbacks())
+                model = personalize_generator(model, clip, config, discriminator=critic, perceptual=vgg,
+                                              log=LOG.info, callbacks=stage.callbacks())
         model.eval().requires_grad_(False)
         source = f"{handle.source} (personalised)"
         if save_as.strip():

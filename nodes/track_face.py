@@ -75,7 +75,7 @@ class ReSyncerTrackFace:
 
     def track(self, images, fps, smoothing=0.5, device="auto", face="largest", face_index=0, unique_id=None):
         from resyncer_core.errors import ResyncerInputError
-        from resyncer_core.face import lower_face_mask
+        from resyncer_core.face import lip_sync_mask
         from resyncer_core.stages.progress import monitored_batches
         from resyncer_core.stages.functions import aligned_crops
 
@@ -91,7 +91,7 @@ class ReSyncerTrackFace:
         track = tracker.track_stream(checked, fps=fps, smoothing=smoothing)
         crops = crops_to_image(aligned_crops(frames, track))
         crop_mesh = track.mesh_in_crop()
-        mask = mask_to_comfy(lower_face_mask(crop_mesh))
+        mask = mask_to_comfy(lip_sync_mask(track.mesh_in_crop(track.template)))
         progress.update_absolute(len(frames) + 1)
         preview = adapter.save_preview(landmark_preview(crops, crop_mesh.numpy(), track.valid), "ReSyncer_track")
         info = {"frames": len(track), "faces": int(track.valid.sum()), "fps": float(fps),

@@ -10,8 +10,12 @@ from resyncer_core.face.masks import (
     dilate,
     erode,
     feathered_mask,
+    JAW_DROP_PER_CROP_SIDE,
+    extend_downward,
+    face_swap_mask,
     full_face_mask,
     landmark_hull_mask,
+    lip_sync_mask,
     lower_face_mask,
 )
 from test_geometry_fixtures import POSE_SWEEP, crop_vertices_for
@@ -90,3 +94,27 @@ def test_landmark_hull_mask_fills_the_convex_hull():
     mask = landmark_hull_mask(square, size=64)
     assert int(mask.sum()) == 40 * 20  # pixel centres 10.5..49.5 × 10.5..29.5
     assert mask[0, 0, 15, 15] == 1 and mask[0, 0, 5, 5] == 0
+
+
+def test_extend_downward_sweeps_only_down():
+    mask = torch.zeros(1, 1, 10, 5)
+    mask[0, 0, 3, 2] = 1
+    swept = extend_downward(mask, 4)
+    assert swept[0, 0, :, 2].tolist() == [0, 0, 0, 1, 1, 1, 1, 1, 0, 0]
+    assert swept.sum() == 5
+
+
+def test_lip_sync_mask_holds_an_opened_jaw_and_nests_in_the_swap_mask():
+    """A from the neutral template covers where the chin goes when the jaw drops by the
+    reach it is built for, and A ⊂ A' for every pose."""
+    vertices = crop_vertices_for(POSE_SWEEP)
+    lip, swap = lip_sync_mask(vertices), face_swap_mask(vertices)
+    assert (lip <= swap).all()
+    assert (lip >= lower_face_mask(vertices)).all()
+    drop = round(CROP_SIZE * JAW_DROP_PER_CROP_SIDE)
+    for index in range(len(POSE_SWEEP)):
+        chin = vertices[index, topology.CHIN].clone()
+        chin[1] += drop
+        assert value_at(lip[index], chin) == 1.0
+        for landmark in (*topology.RIGHT_EYE_CORNERS, *topology.LEFT_EYE_CORNERS):
+            assert value_at(lip[index], vertices[index, landmark]) == 0.0

@@ -11,13 +11,14 @@ from PIL import Image
 from _pipeline_media import FPS, leftovers, speech_wav, talking_clip, tiny_models
 from resyncer_core.audio import SAMPLE_RATE, load_audio
 from resyncer_core.face import FaceTracker
-from resyncer_core.models.checkpoint import load_checkpoint, read_checkpoint_header
+from resyncer_core.models.checkpoint import load_checkpoint, read_checkpoint_header, save_checkpoint
 from resyncer_core.pipeline import (PipelineCallbacks, PipelineCancelled, RenderOptions, drive_video,
                                     load_pipeline_models, swap_video)
 from resyncer_core.pipeline.drive import driver_frames_at
 from resyncer_core.synth import synthetic_talking_clip
-from resyncer_core.train.personalize import (PersonalizationClip, PersonalizeConfig, personalize_video,
-                                             reference_indices)
+from resyncer_core.train.generator_training import reference_indices
+from resyncer_core.train.personalize import (PersonalizationClip, PersonalizeConfig, personalize_generator,
+                                             personalize_video, with_w_plus_offset)
 from resyncer_core.video import probe_video
 
 FAST = RenderOptions(x264_preset="ultrafast")
@@ -110,8 +111,9 @@ def test_personalize_writes_a_generator_that_lipsync_loads(tmp_path_factory, tmp
     log = []
     output = personalize_video(video, tmp_path / "person.safetensors", PersonalizeConfig(steps=3, batch_size=2),
                                models_dir=models_dir, log=log.append)
-    assert "perceptual loss skipped" in log[0]
-    assert any("L1 + adversarial" in line for line in log)
+    assert any("random-initialised" in line for line in log)  # the folder's VGG19 is not used ...
+    assert any("EfficientNet-Lite0 feature loss" in line for line in log)  # ... the shipped network is
+    assert any("L1 + perceptual + adversarial" in line for line in log)
     generator, _ = load_checkpoint(output, kind="generator")
     original, _ = load_checkpoint(models_dir / "generator.safetensors", kind="generator")
     assert any(not torch.equal(a, b) for a, b in zip(generator.state_dict().values(), original.state_dict().values()))
@@ -126,6 +128,26 @@ def test_personalization_clip_holds_the_tracked_frames(tmp_path_factory):
     assert len(clip) == 12
     assert clip.crops.shape == clip.overlays.shape == (12, 3, 256, 256) and clip.crops.dtype == torch.uint8
     assert clip.masks.shape == (12, 256, 256) and clip.masks.any()
+
+
+def test_w_plus_personalisation_learns_offsets_and_keeps_the_encoder(tmp_path_factory, tmp_path, models_dir):
+    """StyleSync's W+ option: ΔW = MLP(f_f) starts at zero (the generator's output is unchanged),
+    is learnt with the synthesis network while the encoder stays fixed, and the result is an
+    ordinary generator checkpoint."""
+    clip = PersonalizationClip.from_video(talking_clip(tmp_path_factory, 1.2), FaceTracker("cpu"), max_frames=6)
+    generator, _ = load_checkpoint(models_dir / "generator.safetensors", kind="generator")
+    overlay, reference = clip.overlays[:1].float() / 127.5 - 1, clip.crops[1:2].float() / 127.5 - 1
+    with torch.no_grad():
+        assert torch.equal(with_w_plus_offset(generator, 16)(overlay, reference), generator(overlay, reference))
+    encoder = {name: value.clone() for name, value in generator.encoder.state_dict().items()}
+    log = []
+    tuned = personalize_generator(generator, clip, PersonalizeConfig(steps=2, batch_size=1, w_plus=True,
+                                                                     w_offset_hidden=16), log=log.append)
+    assert "W+ offsets and synthesis" in log[0] and "(‖ΔW‖² + ‖ΔP‖²)" in log[0]
+    assert tuned.w_offset[-1].weight.abs().sum() > 0
+    assert all(torch.equal(value, encoder[name]) for name, value in tuned.encoder.state_dict().items())
+    path = save_checkpoint(tuned, tuned.config, "generator", tmp_path / "wplus.safetensors")
+    assert load_checkpoint(path, kind="generator")[1].w_offset_hidden == 16
 
 
 def test_cancelled_personalisation_leaves_no_checkpoint(tmp_path_factory, tmp_path, models_dir):

@@ -131,6 +131,18 @@ def test_overlay_crops_masks_the_lower_face_and_draws_the_mesh(clip, overlay):
         stages.overlay_crops(frames, track, torch.from_numpy(track.canonical), "eyes")
 
 
+def test_overlay_mask_comes_from_the_template_not_from_the_meshes(clip, overlay):
+    """A is the same whichever mesh is drawn (tracked at training, predicted at inference), so
+    its outline carries nothing about the true mouth; the drawn mesh still changes."""
+    frames, track = clip
+    _, overlays, masks = overlay
+    opened = torch.from_numpy(track.canonical).clone()
+    opened[:, list(lower_face_vertices()), 1] -= 1.0  # drop the jaw (canonical y points up)
+    _, opened_overlays, opened_masks = stages.overlay_crops(frames, track, opened)
+    assert torch.equal(opened_masks, masks)
+    assert not torch.equal(opened_overlays, overlays)
+
+
 def test_generate_crops_runs_in_batches(models, overlay):
     crops, overlays, masks = overlay
     calls = []

@@ -207,8 +207,9 @@ def personalize() -> Flow:
     target, speech, track = _target_and_speech(flow)
     wav2vec2, syncformer, generator = _models(flow)
     tuned = flow.add("ReSyncerPersonalize", "Personalize", "generate", generator=generator["generator"],
-                     images=target["images"], face_track=track["face_track"], steps=200, lr=1e-4, batch_size=4,
-                     discriminator="discriminator.safetensors", vgg19="vgg19.safetensors", seed=0, save_as="")
+                     images=target["images"], face_track=track["face_track"], steps=200, lr=1e-3, batch_size=4,
+                     discriminator="discriminator.safetensors", vgg19="vgg19.safetensors", seed=0, save_as="",
+                     w_plus=False)
     style = flow.add("ReSyncerStyleReference", "Style Reference (own)", "audio", face_track=track["face_track"],
                      start=-1, length=90)
     meshes = _audio_meshes(flow, speech, target, track, style, wav2vec2, syncformer)

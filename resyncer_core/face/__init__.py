@@ -29,6 +29,8 @@ _EXPORTS = {
     "crop_points": ".alignment",
     "lower_face_mask": ".masks",
     "full_face_mask": ".masks",
+    "lip_sync_mask": ".masks",
+    "face_swap_mask": ".masks",
     "feathered_mask": ".masks",
     "landmark_hull_mask": ".masks",
 }

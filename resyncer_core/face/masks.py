@@ -8,6 +8,12 @@ renderer and the masks share one fill rule (pixel centre inside, edges included)
 - A' (paper §3.3, the swap mask): the same for eyes, brows, nose, mouth, cheeks and jaw
   (topology.full_face_vertices). A's vertex set is a subset of A''s and dilation is monotone,
   so A ⊂ A' pixel by pixel for any pose.
+- lip_sync_mask / face_swap_mask: the masks the overlay actually uses (DESIGN §4 MeshOverlay).
+  They are drawn from the person's expression-free template posed with the frame's pose, never
+  from the frame's own mesh, and A reaches JAW_DROP_PER_CROP_SIDE further down the crop (where
+  an opening jaw goes): the same for every frame of a pose, at training and at inference, so
+  the outline of the erased region says nothing about the true mouth (no shortcut for the
+  generator) while holding every plausible jaw and mouth. face_swap_mask is A' ∪ A, so A ⊂ A'.
 Masks are float tensors [T,1,S,S] with values 0 or 1 (feathered masks in 0..1), on the
 vertices' device.
 """
@@ -25,6 +31,11 @@ from .alignment import CROP_SIZE
 # Default dilation of A and A' as a fraction of the crop side (8 px at 256²): about the
 # distance the chin moves when the mouth opens from closed to half open.
 DILATION_PER_CROP_SIDE = 1 / 32
+# How far below the neutral template's lower face A reaches, as a fraction of the crop side
+# (24 px at 256²): about how far the chin drops for a wide-open mouth. Together with the
+# dilation the mask then reaches the lowest point a speaking jaw goes in the aligned crop
+# (which leaves ~26 px below the neutral chin, see alignment.py).
+JAW_DROP_PER_CROP_SIDE = 3 / 32
 
 
 def _triangle_coverage(points: torch.Tensor, triangles: torch.Tensor, size: int) -> torch.Tensor:
@@ -97,6 +108,27 @@ def lower_face_mask(crop_vertices: torch.Tensor, size: int = CROP_SIZE, dilate_p
 def full_face_mask(crop_vertices: torch.Tensor, size: int = CROP_SIZE, dilate_px: int | None = None) -> torch.Tensor:
     """A': eyes, brows, nose, mouth, cheeks and jaw, [T,1,S,S] from crop vertices [T,468,2|3]."""
     return _region_mask(crop_vertices, topology.full_face_vertices(), size, dilate_px)
+
+
+def extend_downward(mask: torch.Tensor, distance_px: int) -> torch.Tensor:
+    """Sweep a binary [T,1,H,W] mask down the image by up to distance_px pixels (the union of
+    its copies shifted down by 0 … distance_px)."""
+    if distance_px <= 0:
+        return mask
+    padded = F.pad(mask.to(torch.float32), (0, 0, distance_px, 0))
+    return F.max_pool2d(padded, kernel_size=(distance_px + 1, 1), stride=1).to(mask.dtype)
+
+
+def lip_sync_mask(template_in_crop: torch.Tensor, size: int = CROP_SIZE) -> torch.Tensor:
+    """A [T,1,S,S]: the lower face of the expression-free template posed into each crop
+    ([T,468,2|3] crop pixels), dilated and swept down by the jaw's reach (see the module docstring)."""
+    return extend_downward(lower_face_mask(template_in_crop, size), round(size * JAW_DROP_PER_CROP_SIDE))
+
+
+def face_swap_mask(template_in_crop: torch.Tensor, size: int = CROP_SIZE) -> torch.Tensor:
+    """A' [T,1,S,S]: the whole face of the posed expression-free template, united with A (so the
+    jaw's reach is regenerated too and A ⊂ A')."""
+    return torch.maximum(full_face_mask(template_in_crop, size), lip_sync_mask(template_in_crop, size))
 
 
 def feathered_mask(mask: torch.Tensor, erode_px: int, blur_px: int) -> torch.Tensor:

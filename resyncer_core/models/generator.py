@@ -52,6 +52,10 @@ class GeneratorConfig:
         256², i.e. layers 8–13 of L = 14. Off by default: in ReSyncer the masked region holds
         the mesh guidance, and removing it from the maps is the paper's "w/o Mesh-Inject"
         ablation, which hurts sync.
+    w_offset_hidden: StyleSync's personalisation option; > 0 adds ΔW = MLP(f_f) (hidden width
+        w_offset_hidden, output one offset per W+ layer) to W+, learnt by `resyncer personalize
+        --w-plus` with an L2 penalty; its last layer starts at zero, so a fresh offset changes
+        nothing. 0 (default): no offset network.
     lr_mlp: learning-rate multiplier of the mapping MLP (StyleGAN2 / GPEN).
     blur_kernel: FIR taps of the resampling filters.
     """
@@ -65,6 +69,7 @@ class GeneratorConfig:
     concat_noise: bool = True
     audio_dim: int = 0
     mask_low_level_features: bool = False
+    w_offset_hidden: int = 0
     lr_mlp: float = 0.01
     blur_kernel: tuple[int, ...] = (1, 3, 3, 1)
 
@@ -76,6 +81,8 @@ class GeneratorConfig:
         for name, value in positive.items():
             if not value > 0:
                 raise ResyncerInputError(f"generator {name} must be positive, got {value!r}")
+        if self.w_offset_hidden < 0:
+            raise ResyncerInputError(f"generator w_offset_hidden must be 0 (no W+ offset) or positive, got {self.w_offset_hidden!r}")
         if self.audio_dim < 0:
             raise ResyncerInputError(f"generator audio_dim must be 0 (no audio) or positive, got {self.audio_dim!r}")
         if len(self.blur_kernel) < 2:
@@ -195,6 +202,13 @@ class ReSyncGenerator(nn.Module):
         self.mapping = MappingNetwork(self.config.style_dim + self.config.audio_dim, self.config.style_dim,
                                       self.config.n_mlp, self.config.lr_mlp)
         self.synthesis = SynthesisNetwork(self.config, channels)
+        self.w_offset = None
+        if self.config.w_offset_hidden:
+            width = self.config.style_dim
+            self.w_offset = nn.Sequential(nn.Linear(width, self.config.w_offset_hidden), nn.LeakyReLU(0.2),
+                                          nn.Linear(self.config.w_offset_hidden, self.n_latent * width))
+            nn.init.zeros_(self.w_offset[-1].weight)
+            nn.init.zeros_(self.w_offset[-1].bias)
 
     @property
     def n_latent(self) -> int:
@@ -235,7 +249,15 @@ class ReSyncGenerator(nn.Module):
             f_f = torch.cat([f_f, audio], dim=1)
         elif audio is not None:
             raise ResyncerInputError("this generator was built without audio (audio_dim=0); pass audio=None")
-        return self.mapping(f_f).unsqueeze(1).expand(-1, self.n_latent, -1)
+        w_plus = self.mapping(f_f).unsqueeze(1).expand(-1, self.n_latent, -1)
+        offset = self.latent_offset(f_f[:, :self.config.style_dim])
+        return w_plus if offset is None else w_plus + offset
+
+    def latent_offset(self, f_f: torch.Tensor) -> torch.Tensor | None:
+        """StyleSync's personalised ΔW = MLP(f_f), [B, n_latent, style_dim]; None without one."""
+        if self.w_offset is None:
+            return None
+        return self.w_offset(f_f).view(len(f_f), self.n_latent, self.config.style_dim)
 
     def synthesize(self, w_plus: torch.Tensor, feature_maps: list[torch.Tensor]) -> torch.Tensor:
         """G(W+, maps) → RGB [B, 3, size, size]; maps as returned by `encode`."""

@@ -29,6 +29,10 @@ MODEL_KINDS: dict[str, ModelKind] = {
     "arcface": ModelKind("resyncer_core.models.arcface", "ArcFaceIResNet", "ArcFaceConfig"),
     "syncnet": ModelKind("resyncer_core.models.syncnet", "SyncNet", "SyncNetConfig"),
     "whisper_encoder": ModelKind("resyncer_core.models.whisper_encoder", "WhisperAudioTransformer", "WhisperEncoderConfig"),
+    "efficientnet_lite0": ModelKind("resyncer_core.models.efficientnet_lite0", "EfficientNetLite0Features",
+                                    "EfficientNetLite0Config"),
+    "face_descriptor": ModelKind("resyncer_core.models.face_descriptor", "FaceDescriptorResNet",
+                                 "FaceDescriptorConfig"),
 }
 
 

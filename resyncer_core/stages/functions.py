@@ -28,7 +28,7 @@ from ..audio.timing import exact_fps
 from ..errors import ResyncerInputError
 from ..face import topology
 from ..face.alignment import CROP_SIZE, warp_from_crop, warp_to_crop
-from ..face.masks import feathered_mask, full_face_mask, lower_face_mask
+from ..face.masks import face_swap_mask, feathered_mask, lip_sync_mask
 from ..face.track import FaceTrack, posed_mesh_in_crop
 from ..models.precision import autocast_for, check_precision
 from ..models.syncformer import blend_windows, window_starts
@@ -263,7 +263,23 @@ def meshes_from_driver(driver_track: FaceTrack, target_track: FaceTrack) -> torc
 def _region_mask_function(mask_mode: str):
     if mask_mode not in MASK_MODES:
         raise ResyncerInputError(f"mask mode {mask_mode!r} is unknown; use 'mouth' (lip-sync, A) or 'face' (face swap, A')")
-    return lower_face_mask if mask_mode == "mouth" else full_face_mask
+    return lip_sync_mask if mask_mode == "mouth" else face_swap_mask
+
+
+def overlay_on_crops(crops: torch.Tensor, pose, crop_affine, template, meshes, mask_mode: str = "mouth",
+                     renderer=None) -> tuple[torch.Tensor, torch.Tensor]:
+    """MeshOverlay on aligned crops [T,3,256,256] (-1..1): the canonical meshes [T,468,3] drawn
+    white with each frame's pose (Pose of [T] arrays) and crop transform [T,2,3], over the mask
+    built from the expression-free template ([468,3], or one per frame [T,468,3]: training
+    batches mix people). Returns (overlays I^AM, masks A [T,256,256]); see overlay_crops."""
+    region_mask = _region_mask_function(mask_mode)
+    meshes = torch.as_tensor(meshes, dtype=torch.float32)
+    posed_new = posed_mesh_in_crop(meshes, pose, crop_affine)
+    masks = region_mask(posed_mesh_in_crop(torch.as_tensor(template, dtype=torch.float32), pose, crop_affine))
+    renderer = renderer if renderer is not None else get_renderer()
+    triangles = torch.from_numpy(np.array(topology.triangles()))
+    rendered = renderer.render(posed_new, triangles, CROP_SIZE).image.to(crops.device)
+    return mesh_overlay(crops, rendered, masks), masks[:, 0]
 
 
 def overlay_crops(frames, track: FaceTrack, meshes, mask_mode: str = "mouth",
@@ -273,20 +289,16 @@ def overlay_crops(frames, track: FaceTrack, meshes, mask_mode: str = "mouth",
         crops    the aligned crops I, [T,3,256,256] in -1..1 (the production reference frames)
         overlays I^AM = (1 − A)·I + A·M^p, the white mesh posed with each frame's pose
         masks    A [T,256,256]: lower face ("mouth") or whole face ("face", swap's A')
-    The mask is the union of the region under the tracked face and under the new mesh: both
-    the original mouth (to be erased) and the new one (to be drawn) must be regenerated."""
-    region_mask = _region_mask_function(mask_mode)
+    The mask comes from the track's expression-free template posed with each frame's pose
+    (face.masks.lip_sync_mask / face_swap_mask), not from the tracked or the new mesh: it is
+    the same at training (tracked meshes) and inference (predicted ones) and its outline
+    carries nothing about the true mouth, while reaching as far as a jaw opens."""
+    _region_mask_function(mask_mode)  # a bad mode fails before the crops are warped
     crops = aligned_crops(frames, track)
     meshes = torch.as_tensor(meshes, dtype=torch.float32)
     _check_track_length(track, len(meshes), "meshes")
-    posed_new = posed_mesh_in_crop(meshes, track.pose, track.crop_affine)
-    posed_tracked = posed_mesh_in_crop(torch.from_numpy(track.canonical), track.pose, track.crop_affine)
-    both = region_mask(torch.cat([posed_new, posed_tracked]))  # one rasteriser call for the two meshes
-    masks = torch.maximum(both[:len(posed_new)], both[len(posed_new):])
-    renderer = renderer if renderer is not None else get_renderer()
-    triangles = torch.from_numpy(np.array(topology.triangles()))
-    rendered = renderer.render(posed_new, triangles, CROP_SIZE).image.to(crops.device)
-    return crops, mesh_overlay(crops, rendered, masks), masks[:, 0]
+    overlays, masks = overlay_on_crops(crops, track.pose, track.crop_affine, track.template, meshes, mask_mode, renderer)
+    return crops, overlays, masks
 
 
 # ------------------------------------------------------------------------------------- generator

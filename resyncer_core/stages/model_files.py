@@ -23,9 +23,9 @@ import torch
 from ..audio import load_audio_encoder
 from ..audio.encoder_factory import AUDIO_ENCODER_NAMES, WAV2VEC2_NAME
 from ..errors import ResyncerInputError
-from ..models.checkpoint import load_checkpoint, read_checkpoint_metadata
+from ..models.checkpoint import is_random_initialised, load_checkpoint, read_checkpoint_metadata
 from ..models.presets import AUDIO_ENCODER_KEY, MODEL_FILES, WAV2VEC2_FOLDER
-from ..weights import SHIPPED_MODELS_DIR
+from ..weights import EFFICIENTNET_LITE0, FACE_DESCRIPTOR, SHIPPED_MODELS_DIR, shipped_weights
 from .warping import MeshWarp, choose_renderer
 
 MODELS_ENV = "RESYNCER_MODELS"
@@ -140,3 +140,45 @@ def load_syncformer_audio_encoder(syncformer_path: Path, models_dir: Path, devic
                                  f"{', '.join(AUDIO_ENCODER_NAMES)} nor a Wav2Vec2 folder here; pass --models "
                                  "with that encoder or update resyncer")
     return load_audio_encoder(name, device=device)
+
+
+@dataclass
+class LossNetwork:
+    """A frozen pretrained network used by a loss or a metric, and what it is."""
+
+    network: torch.nn.Module
+    name: str
+
+
+def _pretrained_in_folder(models_dir: Path | None, kind: str, log: Callable[[str], None]) -> Path | None:
+    if models_dir is None:
+        return None
+    path = models_dir / MODEL_FILES[kind]
+    if not path.is_file():
+        return None
+    if is_random_initialised(path):
+        log(f"{path} is random-initialised (not trained weights): not used")
+        return None
+    return path
+
+
+def load_perceptual_network(models_dir: Path | None, device: torch.device,
+                            log: Callable[[str], None] = lambda message: None) -> LossNetwork:
+    """The perceptual-loss network: VGG19 (the paper's) when the models folder holds trained
+    vgg19.safetensors, else the shipped ImageNet EfficientNet-Lite0 (DESIGN §9)."""
+    path = _pretrained_in_folder(models_dir, "vgg19", log)
+    if path is not None:
+        return LossNetwork(load_checkpoint(path, kind="vgg19", device=device)[0], "VGG19 perceptual loss")
+    network = load_checkpoint(shipped_weights(EFFICIENTNET_LITE0), kind="efficientnet_lite0", device=device)[0]
+    return LossNetwork(network, "EfficientNet-Lite0 feature loss")
+
+
+def load_identity_network(models_dir: Path | None, device: torch.device,
+                          log: Callable[[str], None] = lambda message: None) -> LossNetwork:
+    """The identity network E_id: ArcFace (the paper's) when the models folder holds trained
+    arcface.safetensors, else the shipped dlib face descriptor (face-api port, DESIGN §9)."""
+    path = _pretrained_in_folder(models_dir, "arcface", log)
+    if path is not None:
+        return LossNetwork(load_checkpoint(path, kind="arcface", device=device)[0], "ArcFace")
+    network = load_checkpoint(shipped_weights(FACE_DESCRIPTOR), kind="face_descriptor", device=device)[0]
+    return LossNetwork(network, "dlib face descriptor (face-api port)")

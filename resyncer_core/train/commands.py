@@ -14,9 +14,11 @@ def add_personalize_parser(subcommands) -> None:
     defaults = PersonalizeConfig(steps=1)
     parser = subcommands.add_parser(
         "personalize", help="fine-tune the generator on one person's video",
-        description="Full-parameter fine-tuning of the generator on a target clip (L1 + adversarial, + VGG "
-                    "perceptual when models/vgg19.safetensors holds pretrained weights). Use the result "
-                    "with `resyncer lipsync --generator`.")
+        description="Fine-tuning of the generator on a target clip with the paper's stage-2 losses and optimiser "
+                    "(A.1): L1 + 0.1·perceptual (VGG19 when models/vgg19.safetensors holds trained weights, else the "
+                    "shipped EfficientNet-Lite0 feature loss) + adversarial, Adam lr 1e-3. Full-parameter by default "
+                    "(the paper's choice); --w-plus learns StyleSync's W+ offsets ΔW = MLP(f_f) and tunes the synthesis "
+                    "network under λ(‖ΔW‖² + ‖ΔP‖²). Use the result with `resyncer lipsync --generator`.")
     parser.add_argument("--video", required=True, type=Path, help="clip of the target person")
     parser.add_argument("-o", "--output", required=True, type=Path, help="generator checkpoint to write (.safetensors)")
     parser.add_argument("--steps", required=True, type=int, help="optimisation steps")
@@ -25,6 +27,10 @@ def add_personalize_parser(subcommands) -> None:
     parser.add_argument("--max-frames", type=int, default=defaults.max_frames,
                         help="use at most this many leading frames of the clip")
     parser.add_argument("--seed", type=int, default=defaults.seed, help="random seed")
+    parser.add_argument("--w-plus", action="store_true",
+                        help="StyleSync's W+ option: learn ΔW = MLP(f_f) and tune the synthesis network (encoder fixed)")
+    parser.add_argument("--w-plus-weight", type=float, default=defaults.w_plus_weight,
+                        help=f"λ of the W+ penalty ‖ΔW‖² + ‖ΔP‖² (means; default {defaults.w_plus_weight:g})")
     add_model_arguments(parser)
     parser.set_defaults(handler=_run_personalize)
 
@@ -33,7 +39,7 @@ def _run_personalize(args) -> int:
     from .personalize import PersonalizeConfig, personalize_video
 
     config = PersonalizeConfig(steps=args.steps, lr=args.lr, batch_size=args.batch_size, max_frames=args.max_frames,
-                               seed=args.seed)
+                               seed=args.seed, w_plus=args.w_plus, w_plus_weight=args.w_plus_weight)
     path = personalize_video(args.video, args.output, config, models_dir=args.models, device=args.device,
                              generator_path=args.generator, log=print, callbacks=terminal_callbacks())
     print(f"wrote {path}")
@@ -49,6 +55,8 @@ def add_train_parser(subcommands) -> None:
                     "`torchrun --nproc_per_node N $(which resyncer) train ...` (DDP: NCCL on GPUs, gloo on CPU).")
     stages = parser.add_subparsers(dest="train_stage", required=True, parser_class=type(parser))
     _add_stage1_parser(stages)
+    _add_stage2_parser(stages)
+    _add_swap_parser(stages)
 
 
 def add_loop_arguments(parser, defaults) -> None:
@@ -130,6 +138,115 @@ def _run_stage1(args) -> int:
     return 0
 
 
+def _add_image_arguments(parser, defaults) -> None:
+    """Options stage 2 and swap share (their configs share these fields)."""
+    parser.add_argument("--models", type=Path, default=None,
+                        help="models folder whose trained vgg19.safetensors gives the paper's VGG19 perceptual loss "
+                             "(default: the shipped ImageNet EfficientNet-Lite0 feature loss)")
+    parser.add_argument("--lr", type=float, default=defaults.lr, help=f"Adam learning rate (paper: {defaults.lr:g})")
+    parser.add_argument("--perceptual-weight", type=float, default=defaults.perceptual_weight,
+                        help=f"λ2 of the perceptual term (paper: {defaults.perceptual_weight:g})")
+    parser.add_argument("--ema-decay", type=float, default=defaults.ema_decay,
+                        help=f"generator EMA decay; the EMA is exported (default {defaults.ema_decay:g})")
+    parser.add_argument("--sample-every", type=int, default=defaults.sample_every,
+                        help="steps between PNG sample grids in RUN/samples (overlay, reference, output, target)")
+    parser.add_argument("--max-cached-clips", type=int, default=defaults.max_cached_clips,
+                        help="decoded crop videos kept in memory (~200 kB per frame)")
+    parser.add_argument("--validation-clips", type=int, default=None,
+                        help="held-out clips for PSNR/SSIM (default 1 per 50 clips, at least 1 when there are 2+)")
+
+
+def _image_fields(args) -> dict:
+    return dict(data=str(args.data), preset=args.preset, models=None if args.models is None else str(args.models),
+                lr=args.lr, perceptual_weight=args.perceptual_weight, ema_decay=args.ema_decay,
+                sample_every=args.sample_every, max_cached_clips=args.max_cached_clips,
+                validation_clips=args.validation_clips, loop=loop_config_from(args))
+
+
+def _run_distributed(train, config, args) -> int:
+    from .distributed import setup_distributed, shutdown_distributed
+
+    context = setup_distributed(args.device)
+    try:
+        result = train(config, args.output, context, resume=args.resume, log=print if context.is_main else None)
+    finally:
+        shutdown_distributed()
+    if context.is_main:
+        loss = result.last_metrics.get("loss")
+        print(f"{args.train_stage}: step {result.step}" + (f", loss {loss:.5g}" if loss is not None else "")
+              + "".join(f", {name} {value:.5g}" for name, value in result.validation.items()))
+    return 0
+
+
+def _add_stage2_parser(stages) -> None:
+    from .loop import LoopConfig
+    from .stage2 import Stage2Config
+
+    defaults = Stage2Config(data="", loop=LoopConfig())
+    parser = stages.add_parser(
+        "stage2", help="train the generator (mesh overlay + reference → face)",
+        description="Stage 2 (paper §3.2, A.1): the style-based generator on [overlay of frame t, reference among the "
+                    "30 nearest frames], L1 + 0.1·perceptual + non-saturating adversarial (StyleGAN2 discriminator, "
+                    "lazy R1), Adam 1e-3, tracked meshes first and stage-1 predictions from --predicted-meshes-from. "
+                    "Writes RUN/generator.safetensors (EMA), RUN/discriminator.safetensors, RUN/samples/*.png.")
+    add_loop_arguments(parser, defaults.loop)
+    _add_image_arguments(parser, defaults)
+    parser.add_argument("--init", type=Path, default=None, help="start from this generator (default: random, --preset)")
+    parser.add_argument("--syncformer", type=Path, default=None,
+                        help="stage-1 syncformer.safetensors whose predicted meshes are drawn from --predicted-meshes-from")
+    parser.add_argument("--predicted-meshes-from", type=int, default=None,
+                        help="step from which the overlays show the Style-SyncFormer's meshes instead of tracked ones")
+    parser.add_argument("--style-frames", type=int, default=defaults.style_frames,
+                        help="style reference length T_S of the predicted meshes (90)")
+    parser.add_argument("--adversarial-weight", type=float, default=defaults.adversarial_weight,
+                        help="weight of the generator's adversarial term")
+    parser.set_defaults(handler=_run_stage2)
+
+
+def _run_stage2(args) -> int:
+    from .stage2 import Stage2Config, train_stage2
+
+    config = Stage2Config(**_image_fields(args), init_generator=None if args.init is None else str(args.init),
+                          syncformer=None if args.syncformer is None else str(args.syncformer),
+                          predicted_meshes_from=args.predicted_meshes_from, style_frames=args.style_frames,
+                          adversarial_weight=args.adversarial_weight)
+    return _run_distributed(train_stage2, config, args)
+
+
+def _add_swap_parser(stages) -> None:
+    from .loop import LoopConfig
+    from .swap import SwapConfig
+
+    defaults = SwapConfig(data="", init_generator="", loop=LoopConfig())
+    parser = stages.add_parser(
+        "swap", help="train face swap into a stage-2 generator (generator only)",
+        description="Face-swap training (paper §3.3): a cross-identity stream (another speaker's frame I' and template, "
+                    "mask A', W from E([I^{A'M'}, I']), maps from E([I^{A'M'}, I_ref])) with the identity loss "
+                    "1 − cos(E_id(Î'), E_id(I')) and discriminator feature matching against I_t, next to the "
+                    "reconstruction stream of stage 2; only the generator is updated. E_id is ArcFace when --models "
+                    "holds trained arcface.safetensors, else the shipped dlib face descriptor.")
+    add_loop_arguments(parser, defaults.loop)
+    _add_image_arguments(parser, defaults)
+    parser.add_argument("--init", type=Path, required=True, help="stage-2 generator.safetensors to start from")
+    parser.add_argument("--discriminator", type=Path, default=None,
+                        help="discriminator for feature matching (default: discriminator.safetensors beside --init)")
+    parser.add_argument("--identity-weight", type=float, default=defaults.identity_weight, help="weight of L_id")
+    parser.add_argument("--feature-matching-weight", type=float, default=defaults.feature_matching_weight,
+                        help="weight of the discriminator feature-matching loss")
+    parser.set_defaults(handler=_run_swap)
+
+
+def _run_swap(args) -> int:
+    from .swap import SwapConfig, train_swap
+
+    fields = _image_fields(args)
+    fields.pop("preset")  # the generator comes from --init, with its own size
+    config = SwapConfig(**fields, init_generator=str(args.init),
+                        discriminator=None if args.discriminator is None else str(args.discriminator),
+                        identity_weight=args.identity_weight, feature_matching_weight=args.feature_matching_weight)
+    return _run_distributed(train_swap, config, args)
+
+
 def add_preprocess_parser(subcommands) -> None:
     from .preprocess import DEFAULT_MIN_FRAMES, DEFAULT_MIN_TRACKED
 
@@ -170,4 +287,40 @@ def _run_preprocess(args) -> int:
     if sys.stderr.isatty():
         print(file=sys.stderr)
     print(summary.line())
+    return 0
+
+
+def add_eval_parser(subcommands) -> None:
+    from .evaluate import DEFAULT_FRAMES
+
+    parser = subcommands.add_parser(
+        "eval", help="evaluate trained models on a dataset's held-out clips",
+        description="PSNR, SSIM, LMD (mouth landmarks re-tracked by our tracker), identity similarity and mouth-aperture "
+                    "sync of a generator; the lip vertex error of a Style-SyncFormer; with both, aperture sync of "
+                    "audio-driven frames and (when --models holds a trained syncnet.safetensors) LSE-D / LSE-C. "
+                    "Prints a table; --json writes the numbers.")
+    parser.add_argument("--data", required=True, type=Path, help="dataset folder from `resyncer preprocess`")
+    parser.add_argument("--syncformer", type=Path, default=None, help="stage-1 syncformer.safetensors")
+    parser.add_argument("--generator", type=Path, default=None, help="stage-2 or swap generator.safetensors")
+    parser.add_argument("--models", type=Path, default=None,
+                        help="folder with trained arcface.safetensors / syncnet.safetensors (optional)")
+    parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help="frames evaluated per clip")
+    parser.add_argument("--validation-clips", type=int, default=None,
+                        help="held-out clips (the training split's; default 1 per 50 clips, at least 1)")
+    parser.add_argument("--json", type=Path, default=None, help="write the numbers to this JSON file")
+    parser.add_argument("--device", default="cpu", help="cpu or cuda")
+    parser.set_defaults(handler=_run_eval)
+
+
+def _run_eval(args) -> int:
+    from .evaluate import EvalConfig, evaluate, format_table, write_json
+
+    config = EvalConfig(data=str(args.data), syncformer=None if args.syncformer is None else str(args.syncformer),
+                        generator=None if args.generator is None else str(args.generator),
+                        models=None if args.models is None else str(args.models), frames=args.frames,
+                        validation_clips=args.validation_clips, device=args.device)
+    summary = evaluate(config)
+    print(format_table(summary))
+    if args.json is not None:
+        print(f"wrote {write_json(summary, args.json)}")
     return 0

@@ -1,20 +1,24 @@
 """Personalised fine-tuning of the generator on one target clip (paper §3.2 and A.1).
 
 Full-parameter fine-tuning of G on seconds of the target video, with the paper's stage-2
-losses: L1 + λ2·VGG19 perceptual (λ2 = 0.1) + the non-saturating adversarial loss against the
-StyleGAN2 discriminator. The meshes are the tracked ones (the paper's substitution for
-Style-SyncFormer output early in training; for personalisation they are also the exact
-guidance for the frames being reconstructed). The reference frame of each sample is drawn
-from the 30 tracked frames nearest to it (paper, training), never the frame itself.
+losses and optimiser ("the hyperparameters and objective losses are kept the same as the
+generalized model", A.1): L1 + λ2·perceptual (λ2 = 0.1; VGG19 when the models folder holds
+trained weights, else the shipped EfficientNet-Lite0 feature loss) + the non-saturating
+adversarial loss against the StyleGAN2 discriminator (fine-tuned alongside, lazy R1), Adam with
+lr 1e-3. The meshes are the tracked ones (for personalisation they are the exact guidance of
+the frames being reconstructed). The reference frame of each sample is drawn from the 30
+tracked frames nearest to it (paper, training), never the frame itself.
 
-The perceptual term needs real ImageNet VGG19 weights: a models/vgg19.safetensors marked as
-random-initialised (what `resyncer models init` writes) would only add noise, so it is skipped
-and the log says so. The discriminator is fine-tuned alongside (logistic loss, lazy R1 as in
-StyleGAN2).
+W+ option (StyleSync §3.3, `--w-plus`): the generator gains ΔW = MLP(f_f), an offset of every
+W+ layer predicted from the encoder's vector (zero at the start), and the MLP and the synthesis
+network are tuned with the face encoder and mapping fixed, under StyleSync's penalty
+λ_p(‖ΔW‖² + ‖ΔP‖²) on the offsets and on the synthesis weights' drift from where they started
+(means over elements here, so λ_p does not grow with the model's size).
 """
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -25,25 +29,29 @@ import torch
 
 from ..errors import ResyncerInputError
 from ..face.track import FaceTrack
-from ..models.checkpoint import is_random_initialised, load_checkpoint, save_checkpoint
-from ..models.presets import MODEL_FILES
+from ..models.checkpoint import load_checkpoint, save_checkpoint
+from ..models.generator import ReSyncGenerator
 from ..stages.frame_source import FrameSource
 from ..stages.functions import overlay_crops, select_frames
-from ..stages.model_files import load_generator, model_file, resolve_device, resolve_models_dir
+from ..stages.model_files import (
+    load_generator,
+    load_perceptual_network,
+    model_file,
+    resolve_device,
+    resolve_models_dir,
+)
 from ..stages.progress import PipelineCallbacks
 from ..stages.tracking import track_video
-from .image_losses import (
+from .generator_training import (
     RECONSTRUCTION_PERCEPTUAL_WEIGHT,
-    discriminator_logistic_loss,
-    generator_nonsaturating_loss,
-    l1_loss,
-    perceptual_loss,
-    r1_penalty,
+    GeneratorLossWeights,
+    crops_from_uint8,
+    crops_to_uint8,
+    discriminator_loss,
+    generator_loss,
+    reference_indices,
 )
 
-REFERENCE_WINDOW = 30          # (paper) the reference is one of the 30 nearest frames
-R1_GAMMA = 10.0                # StyleGAN2's R1 weight at 256²
-R1_INTERVAL = 16               # StyleGAN2's lazy regularisation interval
 _PREPARE_CHUNK_FRAMES = 16
 
 Log = Callable[[str], None]
@@ -52,13 +60,16 @@ Log = Callable[[str], None]
 @dataclass
 class PersonalizeConfig:
     steps: int
-    lr: float = 1e-4
+    lr: float = 1e-3                # (paper A.1) the generalized model's Adam learning rate
     batch_size: int = 4
     # The clip is held as 256² uint8 crops and overlays (~390 kB a frame): 750 frames, 30 s at
     # 25 fps, is ~290 MB, and personalisation needs seconds of video, not minutes.
     max_frames: int = 750
     perceptual_weight: float = RECONSTRUCTION_PERCEPTUAL_WEIGHT
     seed: int = 0
+    w_plus: bool = False            # StyleSync's W+ offsets + synthesis tuning instead of full fine-tuning
+    w_plus_weight: float = 1.0      # λ_p (StyleSync sets its other λs to 1)
+    w_offset_hidden: int = 512      # width of the ΔW MLP
 
     def __post_init__(self) -> None:
         if self.steps < 1 or self.batch_size < 1 or self.max_frames < 1:
@@ -66,14 +77,9 @@ class PersonalizeConfig:
                                      f"{self.steps}, {self.batch_size} and {self.max_frames}")
         if not self.lr > 0:
             raise ResyncerInputError(f"learning rate must be positive, got {self.lr}")
-
-
-def _to_uint8(images: torch.Tensor) -> torch.Tensor:
-    return ((images + 1) * 127.5).round().clamp(0, 255).to(torch.uint8)
-
-
-def _to_float(images: torch.Tensor, device: torch.device) -> torch.Tensor:
-    return images.to(device, torch.float32) / 127.5 - 1
+        if self.w_plus_weight < 0 or self.w_offset_hidden < 1:
+            raise ResyncerInputError(f"W+ needs a weight of 0 or more and an MLP width of at least 1, got "
+                                     f"{self.w_plus_weight} and {self.w_offset_hidden}")
 
 
 class PersonalizationClip:
@@ -93,8 +99,8 @@ class PersonalizationClip:
         faces_track = select_frames(track, faces)
         crops, overlays, masks = overlay_crops(np.asarray(frames)[faces], faces_track,
                                                torch.from_numpy(faces_track.canonical), "mouth", renderer)
-        self._crops.append(_to_uint8(crops))
-        self._overlays.append(_to_uint8(overlays))
+        self._crops.append(crops_to_uint8(crops))
+        self._overlays.append(crops_to_uint8(overlays))
         self._masks.append(masks > 0.5)
 
     @classmethod
@@ -126,75 +132,77 @@ class PersonalizationClip:
         return len(self.crops)
 
 
-def reference_indices(targets: np.ndarray, count: int, rng: np.random.Generator) -> np.ndarray:
-    """For each target sample, a random other sample among the REFERENCE_WINDOW nearest in
-    the clip (the clip's own sample when it has only one)."""
-    if count == 1:
-        return np.zeros_like(targets)
-    span = min(REFERENCE_WINDOW, count - 1)
-    low = np.clip(targets - span // 2, 0, count - 1 - span)
-    # Draw among the span + 1 positions low … low+span and skip the target itself.
-    draws = low + rng.integers(0, span, size=len(targets))
-    return np.where(draws >= targets, draws + 1, draws)
+def with_w_plus_offset(generator: ReSyncGenerator, hidden: int) -> ReSyncGenerator:
+    """A copy of `generator` with a (zero) ΔW MLP added, or the generator itself when it has one."""
+    if generator.w_offset is not None:
+        return generator
+    extended = ReSyncGenerator(dataclasses.replace(generator.config, w_offset_hidden=hidden))
+    missing, unexpected = extended.load_state_dict(generator.state_dict(), strict=False)
+    if unexpected or any(not name.startswith("w_offset.") for name in missing):
+        raise ResyncerInputError("the generator's weights do not fit its own config; re-save the checkpoint")
+    return extended.to(next(generator.parameters()).device)
+
+
+def _w_plus_penalty(generator: ReSyncGenerator, f_f: torch.Tensor, start: dict[str, torch.Tensor]) -> torch.Tensor:
+    """StyleSync's ‖ΔW‖² + ‖ΔP‖² (means): the offsets of this batch and the synthesis drift."""
+    drift = torch.stack([(parameter - start[name]).pow(2).mean()
+                         for name, parameter in generator.synthesis.named_parameters()]).mean()
+    return generator.latent_offset(f_f).pow(2).mean() + drift
 
 
 def personalize_generator(generator, clip: PersonalizationClip, config: PersonalizeConfig, discriminator=None,
-                          vgg=None, log: Log | None = None, callbacks: PipelineCallbacks | None = None):
-    """Fine-tunes `generator` in place on `clip` for config.steps steps and returns it in eval
-    mode. Without a discriminator the adversarial term is left out, without a (pretrained)
-    vgg the perceptual one; the log says which terms are used."""
+                          perceptual=None, log: Log | None = None, callbacks: PipelineCallbacks | None = None):
+    """Fine-tunes `generator` on `clip` for config.steps steps and returns it in eval mode: the
+    same module, tuned in place, or with config.w_plus a copy that holds the ΔW MLP. Without a
+    discriminator the adversarial term is left out, without a perceptual network (VGG19 or
+    EfficientNet-Lite0) the perceptual one; the log says which terms are used."""
     log = log or (lambda message: None)
     callbacks = callbacks or PipelineCallbacks()
     device = next(generator.parameters()).device
     rng = np.random.default_rng(config.seed)
-    terms = ["L1"] + (["VGG"] if vgg is not None else []) + (["adversarial"] if discriminator is not None else [])
-    log(f"personalize: {len(clip)} tracked frames, {config.steps} steps, losses: {' + '.join(terms)}")
+    weights = GeneratorLossWeights(perceptual=config.perceptual_weight, adversarial=1.0)
+    terms = ["L1"] + (["perceptual"] if perceptual is not None else []) + (["adversarial"] if discriminator is not None else [])
+    if config.w_plus:
+        generator = with_w_plus_offset(generator, config.w_offset_hidden)
+        generator.requires_grad_(False)
+        tuned = [*generator.synthesis.parameters(), *generator.w_offset.parameters()]
+        for parameter in tuned:
+            parameter.requires_grad_(True)
+        start = {name: parameter.detach().clone() for name, parameter in generator.synthesis.named_parameters()}
+        terms.append(f"{config.w_plus_weight:g}·(‖ΔW‖² + ‖ΔP‖²)")
+    else:
+        tuned = list(generator.parameters())
+    log(f"personalize: {len(clip)} tracked frames, {config.steps} steps, "
+        f"{'W+ offsets and synthesis' if config.w_plus else 'all parameters'}, losses: {' + '.join(terms)}")
     generator.train()
-    g_optimizer = torch.optim.Adam(generator.parameters(), lr=config.lr, betas=(0.0, 0.99))
+    g_optimizer = torch.optim.Adam(tuned, lr=config.lr)
     if discriminator is not None:
         discriminator.train()
-        d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=config.lr, betas=(0.0, 0.99))
+        d_optimizer = torch.optim.Adam(discriminator.parameters(), lr=config.lr)
     for step in range(1, config.steps + 1):
         callbacks.check_cancel()
         targets = rng.integers(0, len(clip), size=config.batch_size)
         references = reference_indices(targets, len(clip), rng)
-        real = _to_float(clip.crops[targets], device)
-        fake = generator(_to_float(clip.overlays[targets], device), _to_float(clip.crops[references], device),
-                         mask=clip.masks[targets].to(device, torch.float32))
-        l1 = l1_loss(fake, real)
-        loss = l1
-        if vgg is not None:
-            loss = loss + config.perceptual_weight * perceptual_loss(vgg(fake), vgg(real))
-        if discriminator is not None:
-            discriminator.requires_grad_(False)
-            loss = loss + generator_nonsaturating_loss(discriminator(fake))
-            discriminator.requires_grad_(True)
+        real = crops_from_uint8(clip.crops[targets], device)
+        mask = clip.masks[targets].to(device, torch.float32)
+        f_f, maps = generator.encode(torch.cat([crops_from_uint8(clip.overlays[targets], device),
+                                                crops_from_uint8(clip.crops[references], device)], dim=1), mask)
+        fake = generator.synthesize(generator.latent_from_features(f_f), maps)
+        loss, parts = generator_loss(fake, real, perceptual, discriminator, weights)
+        if config.w_plus:
+            loss = loss + config.w_plus_weight * _w_plus_penalty(generator, f_f, start)
         g_optimizer.zero_grad(set_to_none=True)
         loss.backward()
         g_optimizer.step()
         if discriminator is not None:
-            d_loss = discriminator_logistic_loss(discriminator(real), discriminator(fake.detach()))
-            if step % R1_INTERVAL == 0:
-                real_for_r1 = real.detach().requires_grad_(True)
-                d_loss = d_loss + R1_GAMMA / 2 * R1_INTERVAL * r1_penalty(discriminator(real_for_r1), real_for_r1)
+            d_loss, _ = discriminator_loss(discriminator, real, fake, step)
             d_optimizer.zero_grad(set_to_none=True)
             d_loss.backward()
             d_optimizer.step()
         callbacks.report("personalize", step, config.steps)
         if step == 1 or step == config.steps or step % 50 == 0:
-            log(f"step {step}/{config.steps}: loss {loss.item():.4f} (L1 {l1.item():.4f})")
+            log(f"step {step}/{config.steps}: loss {loss.item():.4f} (L1 {parts['l1']:.4f})")
     return generator.eval()
-
-
-def _perceptual_network(models_dir: Path, device: torch.device, log: Log):
-    path = models_dir / MODEL_FILES["vgg19"]
-    if not path.is_file():
-        log(f"no VGG19 at {path}: perceptual loss skipped")
-        return None
-    if is_random_initialised(path):
-        log(f"{path} is random-initialised (not ImageNet weights): perceptual loss skipped")
-        return None
-    return load_checkpoint(path, kind="vgg19", device=device)[0]
 
 
 def personalize_video(video: str | os.PathLike, output: str | os.PathLike, config: PersonalizeConfig,
@@ -214,9 +222,10 @@ def personalize_video(video: str | os.PathLike, output: str | os.PathLike, confi
     folder = resolve_models_dir(models_dir)
     generator = load_generator(folder, device, generator_path)
     discriminator = load_checkpoint(model_file(folder, "discriminator"), kind="discriminator", device=device)[0]
-    vgg = _perceptual_network(folder, device, log)
+    perceptual = load_perceptual_network(folder, device, log)
+    log(f"personalize: perceptual term: {perceptual.name}")
     clip = PersonalizationClip.from_video(video, tracker or FaceTracker(device), config.max_frames, callbacks)
-    personalize_generator(generator, clip, config, discriminator, vgg, log, callbacks)
+    generator = personalize_generator(generator, clip, config, discriminator, perceptual.network, log, callbacks)
     return save_checkpoint(generator, generator.config, "generator", output,
                            extra_metadata={"resyncer.personalized_on": Path(video).name,
                                            "resyncer.personalize_steps": str(config.steps)})
