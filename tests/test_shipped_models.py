@@ -79,17 +79,23 @@ def test_unknown_or_mismatched_audio_encoder_is_refused(tmp_path_factory, tmp_pa
         model_files.load_pipeline_models(folder)
 
 
+@pytest.mark.parametrize("generator_shipped", [True, False])
 def test_lipsync_with_no_models_flag_uses_the_shipped_folder(no_models_anywhere, tmp_path, tmp_path_factory,
-                                                             monkeypatch, capsys):
+                                                             monkeypatch, capsys, generator_shipped):
     """The whole default path: no --models, no ./models -> the shipped folder (here a stand-in
-    holding the tiny generator and a SyncFormer trained on Whisper features)."""
+    holding a SyncFormer trained on Whisper features, with or without the tiny generator: without
+    one the mesh warp renders, and says so)."""
     shipped = _folder_for_encoder(tmp_path_factory, tmp_path / "shipped", "whisper", 384)
+    if not generator_shipped:
+        (shipped / "generator.safetensors").unlink()
     monkeypatch.setattr(model_files, "SHIPPED_MODELS_DIR", shipped)
     clip, speech = talking_clip(tmp_path_factory, 0.8), speech_wav(tmp_path / "speech.wav", 0.6)
     output = tmp_path / "out.mp4"
     argv = ["lipsync", "--video", str(clip), "--audio", str(speech), "-o", str(output), "--x264-preset", "ultrafast"]
     assert main(argv) == 0, capsys.readouterr().err
-    assert output.is_file() and "15 frames at 25 fps" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert output.is_file() and "15 frames at 25 fps" in printed
+    assert ("no generator is shipped: rendering with the training-free mesh warp" in printed) != generator_shipped
 
 
 def test_paper_whisper_preset_fits_the_shipped_encoder(tmp_path):
