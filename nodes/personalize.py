@@ -79,7 +79,8 @@ class ReSyncerPersonalize:
                 "vgg19": (perceptual, {"default": perceptual[min(1, len(perceptual) - 1)],
                                        "tooltip": "VGG19 for the perceptual loss; a random-initialised one (from "
                                                   "`resyncer models init`) is skipped, none leaves the term out."}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "step": 1,
+                # No randomize-after-run control: a new seed would re-run the whole fine-tune on every queue.
+                "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "step": 1, "control_after_generate": False,
                                  "tooltip": "Seed of the sample and reference-frame draws."}),
                 "save_as": ("STRING", {"default": "", "tooltip": "File name to save the personalised generator under in "
                                        "the resyncer model folder (e.g. alice.safetensors); empty keeps it in memory."}),

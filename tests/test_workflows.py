@@ -13,8 +13,20 @@ from comfy_stubs.harness import REPO, load_pack_as_comfyui, tiny_models
 from resyncer_core.graph import context
 from resyncer_core.graph.executor import GraphExecutor, types_compatible
 
-WORKFLOWS = REPO / "workflows"
-FLOWS = ["lipsync", "lipsync_style_transfer", "video_driven", "face_swap_lipsync", "personalize_lipsync"]
+UI_FOLDER = REPO / "example_workflows"
+API_FOLDER = REPO / "api_workflows"
+# API file stem → UI file stem (the title ComfyUI's template browser shows).
+TEMPLATES = {
+    "lipsync": "ReSyncer 1 - Lip-sync to new speech",
+    "lipsync_style_transfer": "ReSyncer 2 - Lip-sync with a borrowed speaking style",
+    "video_driven": "ReSyncer 3 - Lip-sync from a driver video",
+    "face_swap_lipsync": "ReSyncer 4 - Face swap and lip-sync",
+    "personalize_lipsync": "ReSyncer 5 - Personalize then lip-sync",
+    "lipsync_streaming": "ReSyncer 6 - Lip-sync a long video (streaming)",
+}
+FLOWS = list(TEMPLATES)
+# The folders ComfyUI's /api/workflow_templates lists (app/custom_node_manager.py).
+TEMPLATE_FOLDERS = ("example_workflows", "example", "examples", "workflow", "workflows")
 WIDGETS = ("INT", "FLOAT", "STRING", "BOOLEAN")
 
 
@@ -52,8 +64,16 @@ def ui_to_api(ui: dict, classes) -> dict:
     return api
 
 
+def _ui(flow: str) -> dict:
+    return json.loads((UI_FOLDER / f"{TEMPLATES[flow]}.json").read_text(encoding="utf-8"))
+
+
+def _api(flow: str) -> dict:
+    return json.loads((API_FOLDER / f"{flow}_api.json").read_text(encoding="utf-8"))
+
+
 def test_committed_files_match_their_description():
-    spec = importlib.util.spec_from_file_location("build_workflows", WORKFLOWS / "build_workflows.py")
+    spec = importlib.util.spec_from_file_location("build_workflows", REPO / "tools" / "build_workflows.py")
     builder = importlib.util.module_from_spec(spec)
     sys.modules["build_workflows"] = builder  # dataclasses look their module up while the class is made
     try:
@@ -61,14 +81,39 @@ def test_committed_files_match_their_description():
     finally:
         del sys.modules["build_workflows"]
     rendered = builder.render()
-    assert sorted(rendered) == sorted([f"{f}.json" for f in FLOWS] + [f"{f}_api.json" for f in FLOWS])
-    stale = [name for name, text in rendered.items() if (WORKFLOWS / name).read_text(encoding="utf-8") != text]
-    assert stale == [], "run python workflows/build_workflows.py"
+    assert sorted(rendered) == sorted([UI_FOLDER / f"{t}.json" for t in TEMPLATES.values()]
+                                      + [API_FOLDER / f"{f}_api.json" for f in FLOWS])
+    stale = [path.name for path, text in rendered.items() if path.read_text(encoding="utf-8") != text]
+    assert stale == [], "run python tools/build_workflows.py"
+    assert builder.main(["--check"]) == 0
+
+
+def test_the_template_browser_lists_only_ui_workflows_each_with_a_thumbnail():
+    """ComfyUI lists every *.json in these folders as a template; an API-format file there
+    opens a blank canvas with a "Required at 'version'" alert."""
+    from PIL import Image
+
+    listed = [path for folder in TEMPLATE_FOLDERS for path in sorted((REPO / folder).glob("*.json"))]
+    assert sorted(path.stem for path in listed) == sorted(TEMPLATES.values())
+    for path in listed:
+        assert json.loads(path.read_text(encoding="utf-8"))["version"] == 0.4, path.name
+        with Image.open(path.with_suffix(".jpg")) as thumbnail:  # ComfyUI serves <name>.jpg as the card's image
+            assert thumbnail.format == "JPEG" and thumbnail.width >= 256
+
+
+def test_personalize_template_finishes_in_minutes_and_keeps_its_seed():
+    (node,) = [n for n in _ui("personalize_lipsync")["nodes"] if n["type"] == "ReSyncerPersonalize"]
+    declared = load_pack_as_comfyui().nodes.ALL_NODE_CLASSES["ReSyncerPersonalize"].INPUT_TYPES()
+    assert declared["optional"]["seed"][1]["control_after_generate"] is False  # no randomize-after-run widget
+    widgets = [name for category in ("required", "optional") for name, spec in declared[category].items()
+               if _is_widget(spec[0])]
+    values = dict(zip(widgets, node["widgets_values"], strict=True))
+    assert values["steps"] <= 50 and values["seed"] == 0
 
 
 @pytest.mark.parametrize("flow", FLOWS)
 def test_ui_workflow_is_schema_0_4_with_valid_types_and_links(flow, classes):
-    ui = json.loads((WORKFLOWS / f"{flow}.json").read_text())
+    ui = _ui(flow)
     assert ui["version"] == 0.4
     assert {"last_node_id", "last_link_id", "nodes", "links", "groups", "config", "extra"} <= set(ui)
     nodes = {node["id"]: node for node in ui["nodes"]}
@@ -104,15 +149,17 @@ def test_ui_workflow_is_schema_0_4_with_valid_types_and_links(flow, classes):
 
 @pytest.mark.parametrize("flow", FLOWS)
 def test_ui_and_api_describe_the_same_graph(flow, classes):
-    ui = json.loads((WORKFLOWS / f"{flow}.json").read_text())
-    api = json.loads((WORKFLOWS / f"{flow}_api.json").read_text())
-    assert ui_to_api(ui, classes) == api
+    assert ui_to_api(_ui(flow), classes) == _api(flow)
 
 
 @pytest.mark.parametrize("flow", FLOWS)
-def test_api_workflow_passes_the_executors_validation_with_tiny_models(flow, classes):
-    api = json.loads((WORKFLOWS / f"{flow}_api.json").read_text())
-    with context.scoped(models_dir=tiny_models()):
+def test_api_workflow_passes_the_executors_validation_with_tiny_models(flow, classes, tmp_path):
+    api = _api(flow)
+    for node in api.values():  # the file inputs' VALIDATE_INPUTS wants the named files in the input folder
+        for name in ("video", "audio_file", "video_file"):
+            if isinstance(node["inputs"].get(name), str) and node["inputs"][name]:
+                (tmp_path / node["inputs"][name]).touch()
+    with context.scoped(models_dir=tiny_models(), input_dir=tmp_path):
         order = GraphExecutor(classes).validate(api)
     assert set(order) == set(api)  # every node feeds the saved video
     assert api[order[-1]]["class_type"] == "ReSyncerSaveVideo"

@@ -20,7 +20,7 @@ from resyncer_core.graph.executor import GraphExecutor, GraphInterrupted
 from resyncer_core.graph.prompt import apply_overrides, load_workflow
 from resyncer_core.video import probe_video
 
-WORKFLOWS = REPO / "workflows"
+WORKFLOWS = REPO / "api_workflows"
 
 
 @pytest.fixture(scope="module")
