@@ -198,7 +198,8 @@ class ReSyncerLoadAudio:
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "audio_file": (_audio_choices(), {"audio_upload": True, "tooltip": "A wav/mp3/flac/m4a file or a "
+                # Named "audio" like core Load Audio: the frontend's audio upload widget looks for that name.
+                "audio": (_audio_choices(), {"audio_upload": True, "tooltip": "A wav/mp3/flac/m4a file or a "
                                                   "video with sound in the input folder (upload one with the button); "
                                                   "the headless runner also takes a path."}),
                 "start_seconds": ("FLOAT", {"default": 0.0, "min": 0.0, "max": 86400.0, "step": 0.01,
@@ -209,23 +210,23 @@ class ReSyncerLoadAudio:
         }
 
     @classmethod
-    def VALIDATE_INPUTS(cls, audio_file):
-        return adapter.input_file_problem(audio_file)
+    def VALIDATE_INPUTS(cls, audio):
+        return adapter.input_file_problem(audio)
 
     @classmethod
-    def IS_CHANGED(cls, audio_file="", start_seconds=0.0, duration_seconds=0.0, **_):
-        return file_input_key(audio_file)
+    def IS_CHANGED(cls, audio="", start_seconds=0.0, duration_seconds=0.0, **_):
+        return file_input_key(audio)
 
-    def load(self, audio_file, start_seconds=0.0, duration_seconds=0.0):
+    def load(self, audio, start_seconds=0.0, duration_seconds=0.0):
         from resyncer_core.audio import load_soundtrack
         from resyncer_core.errors import ResyncerInputError
 
-        waveform, rate = load_soundtrack(adapter.resolve_input_path(audio_file))
+        waveform, rate = load_soundtrack(adapter.resolve_input_path(audio))
         first = round(start_seconds * rate)
         last = first + round(duration_seconds * rate) if duration_seconds > 0 else None
         waveform = waveform[:, first:last]
         if waveform.shape[1] == 0:
-            raise ResyncerInputError(f"{audio_file} has no audio after {start_seconds} s; lower start_seconds")
+            raise ResyncerInputError(f"{audio} has no audio after {start_seconds} s; lower start_seconds")
         return (channels_to_audio(waveform, rate),)
 
 

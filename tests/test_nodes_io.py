@@ -81,7 +81,7 @@ def test_file_combos_list_the_input_folder_and_offer_upload(pack, comfy, tmp_pat
         (tmp_path / "input" / name).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / "input" / name).write_bytes(b"")
     video = pack.nodes.ALL_NODE_CLASSES["ReSyncerLoadVideo"].INPUT_TYPES()["required"]["video"]
-    audio = pack.nodes.ALL_NODE_CLASSES["ReSyncerLoadAudio"].INPUT_TYPES()["required"]["audio_file"]
+    audio = pack.nodes.ALL_NODE_CLASSES["ReSyncerLoadAudio"].INPUT_TYPES()["required"]["audio"]
     assert video[0] == ["a.mov", "b.mp4", "sub/c.mp4"] and video[1]["video_upload"] is True
     assert audio[0] == ["a.mov", "b.mp4", "speech.wav", "sub/c.mp4"] and audio[1]["audio_upload"] is True
 

@@ -75,6 +75,11 @@ try {
     made[name] = node;
   }
   out.untouched = made.KSampler.onDrawForeground === undefined && made.KSampler.onExecuted === undefined;
+  const audioDef = { name: "ReSyncerLoadAudio", input: { required: {
+    audio: [["speech.wav"], { audio_upload: true }], start_seconds: ["FLOAT", {}], upload: ["AUDIOUPLOAD", {}] } } };
+  class AudioType { constructor() { this.widgets = []; } }
+  await extension.beforeRegisterNodeDef(AudioType, audioDef);
+  out.audioInputs = Object.keys(audioDef.input.required);
   out.generatorHasPreviewHook = made.ReSyncerGenerator.onExecuted !== undefined;
 
   const canvas = document.getElementById("canvas").getContext("2d");
@@ -186,6 +191,8 @@ def test_extension_draws_stage_badges_and_preview_captions(site, tmp_path):
     assert "error" not in result, result.get("error")
     assert result["registered"] == ["ReSyncer.StageBadges"]
     assert result["untouched"] is True and result["generatorHasPreviewHook"] is False
+    # The player the frontend's audio upload button needs, ahead of that button.
+    assert result["audioInputs"] == ["audio", "start_seconds", "audioUI", "upload"]
     assert result["idle"] == "generator"
     assert result["cached"] == "render · cached"
     assert result["started"] == "generator · running"

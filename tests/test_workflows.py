@@ -17,12 +17,12 @@ UI_FOLDER = REPO / "example_workflows"
 API_FOLDER = REPO / "api_workflows"
 # API file stem → UI file stem (the title ComfyUI's template browser shows).
 TEMPLATES = {
-    "lipsync": "ReSyncer 1 - Lip-sync to new speech",
-    "lipsync_style_transfer": "ReSyncer 2 - Lip-sync with a borrowed speaking style",
-    "video_driven": "ReSyncer 3 - Lip-sync from a driver video",
-    "face_swap_lipsync": "ReSyncer 4 - Face swap and lip-sync",
-    "personalize_lipsync": "ReSyncer 5 - Personalize then lip-sync",
-    "lipsync_streaming": "ReSyncer 6 - Lip-sync a long video (streaming)",
+    "lipsync": "ReSyncer lip-sync",
+    "lipsync_style_transfer": "ReSyncer style transfer",
+    "video_driven": "ReSyncer video-driven",
+    "face_swap_lipsync": "ReSyncer face swap",
+    "personalize_lipsync": "ReSyncer personalize",
+    "lipsync_streaming": "ReSyncer streaming lip-sync",
 }
 FLOWS = list(TEMPLATES)
 # The folders ComfyUI's /api/workflow_templates lists (app/custom_node_manager.py).
@@ -156,7 +156,7 @@ def test_ui_and_api_describe_the_same_graph(flow, classes):
 def test_api_workflow_passes_the_executors_validation_with_tiny_models(flow, classes, tmp_path):
     api = _api(flow)
     for node in api.values():  # the file inputs' VALIDATE_INPUTS wants the named files in the input folder
-        for name in ("video", "audio_file", "video_file"):
+        for name in ("video", "audio", "video_file"):
             if isinstance(node["inputs"].get(name), str) and node["inputs"][name]:
                 (tmp_path / node["inputs"][name]).touch()
     with context.scoped(models_dir=tiny_models(), input_dir=tmp_path):

@@ -43,7 +43,7 @@ def _node(prompt: dict, class_type: str) -> str:
 def test_cli_runs_the_lipsync_workflow_in_process(tmp_path, capsys):
     clip = synthetic_clip(2.0)
     code = main(["run-workflow", str(WORKFLOWS / "lipsync_api.json"), "--set", f"Target video.video={clip}",
-                 "--set", f"Speech.audio_file={clip}", "--models", str(tiny_models()), "--output-dir", str(tmp_path),
+                 "--set", f"Speech.audio={clip}", "--models", str(tiny_models()), "--output-dir", str(tmp_path),
                  "--device", "cpu"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
@@ -58,7 +58,7 @@ def test_cli_input_errors_are_one_line(tmp_path, capsys):
     models, clip = tiny_models(), synthetic_clip(2.0)
     capsys.readouterr()
     code = main(["run-workflow", str(WORKFLOWS / "lipsync_api.json"), "--set", "Target video.video=/nonexistent.mp4",
-                 "--set", f"Speech.audio_file={clip}", "--models", str(models), "--output-dir", str(tmp_path), "--quiet"])
+                 "--set", f"Speech.audio={clip}", "--models", str(models), "--output-dir", str(tmp_path), "--quiet"])
     err = capsys.readouterr().err
     assert code == 2 and err.count("\n") == 1
     assert "node 1 (ReSyncerLoadVideo) failed: video file /nonexistent.mp4 does not exist" in err
@@ -73,7 +73,7 @@ def test_cli_input_errors_are_one_line(tmp_path, capsys):
 def test_interrupt_in_the_generator_loop_stops_within_one_batch_and_writes_nothing(registry, tmp_path, monkeypatch):
     clip = synthetic_clip(2.0)
     prompt = apply_overrides(load_workflow(WORKFLOWS / "lipsync_api.json"),
-                             [f"Target video.video={clip}", f"Speech.audio_file={clip}", "ReSyncerGenerator.batch_size=4"])
+                             [f"Target video.video={clip}", f"Speech.audio={clip}", "ReSyncerGenerator.batch_size=4"])
     generator_node = _node(prompt, "ReSyncerGenerator")
     batches = []
 
@@ -125,8 +125,8 @@ def test_interrupt_in_the_generator_loop_stops_within_one_batch_and_writes_nothi
 
 @pytest.mark.parametrize("flow, sources", [
     ("video_driven", {"Target video.video": 0, "Driver video.video": 1}),
-    ("lipsync_style_transfer", {"Target video.video": 0, "Speech.audio_file": 1, "Style video.video": 1}),
-    ("face_swap_lipsync", {"Target video.video": 0, "Speech.audio_file": 0, "Source face.video": 1}),
+    ("lipsync_style_transfer", {"Target video.video": 0, "Speech.audio": 1, "Style video.video": 1}),
+    ("face_swap_lipsync", {"Target video.video": 0, "Speech.audio": 0, "Source face.video": 1}),
 ])
 def test_the_other_flows_run_in_process(registry, tmp_path, flow, sources):
     clips = [synthetic_clip(1.0, seed=0), synthetic_clip(1.0, seed=1)]
@@ -152,7 +152,7 @@ def test_personalize_then_lipsync_runs_and_saves_the_tuned_generator(registry, t
         (models / path.name).symlink_to(path)
     clip = synthetic_clip(1.0)
     prompt = apply_overrides(load_workflow(WORKFLOWS / "personalize_lipsync_api.json"),
-                             [f"Target video.video={clip}", f"Speech.audio_file={clip}", "Personalize.steps=2",
+                             [f"Target video.video={clip}", f"Speech.audio={clip}", "Personalize.steps=2",
                               "Personalize.batch_size=2", "Personalize.save_as=tuned"])
     steps = []
     listener = lambda event, data: steps.append(data["value"]) if event == "progress" and data["node"] == tuned else None

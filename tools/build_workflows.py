@@ -127,7 +127,7 @@ def _finish(flow: Flow, target: Node, frames: Node, track: Node, meshes: Output,
 def _target_and_speech(flow: Flow) -> tuple[Node, Node, Node, Node]:
     """Target video and speech, made the same length (Fit Length), and the target's face track."""
     target = flow.add("ReSyncerLoadVideo", "Target video", "inputs", video="target.mp4", start_frame=0, frame_limit=0)
-    speech = flow.add("ReSyncerLoadAudio", "Speech", "inputs", audio_file="speech.wav", start_seconds=0.0,
+    speech = flow.add("ReSyncerLoadAudio", "Speech", "inputs", audio="speech.wav", start_seconds=0.0,
                       duration_seconds=0.0)
     frames = flow.add("ReSyncerFitLength", "Fit Length", "inputs", images=target["images"], fps=target["fps"],
                       long_audio="pingpong", short_audio="trim", audio=speech["audio"])
@@ -148,7 +148,7 @@ def _audio_meshes(flow: Flow, frames: Node, target: Node, track: Node, style: No
 
 
 def lipsync() -> Flow:
-    flow = Flow("lipsync", "ReSyncer 1 - Lip-sync to new speech", "ReSyncer: audio-driven lip-sync",
+    flow = Flow("lipsync", "ReSyncer lip-sync", "ReSyncer: audio-driven lip-sync",
                 "Re-animates the mouth of the target video to new speech, in the target's own speaking style.")
     target, frames, track, speech = _target_and_speech(flow)
     wav2vec2, syncformer, generator = _models(flow)
@@ -160,7 +160,7 @@ def lipsync() -> Flow:
 
 
 def style_transfer() -> Flow:
-    flow = Flow("lipsync_style_transfer", "ReSyncer 2 - Lip-sync with a borrowed speaking style",
+    flow = Flow("lipsync_style_transfer", "ReSyncer style transfer",
                 "ReSyncer: lip-sync with speaking-style transfer",
                 "Lip-syncs the target to new speech in the speaking style of another person's video.")
     target, frames, track, speech = _target_and_speech(flow)
@@ -177,7 +177,7 @@ def style_transfer() -> Flow:
 
 
 def video_driven() -> Flow:
-    flow = Flow("video_driven", "ReSyncer 3 - Lip-sync from a driver video", "ReSyncer: video-driven lip-sync",
+    flow = Flow("video_driven", "ReSyncer video-driven", "ReSyncer: video-driven lip-sync",
                 "Moves the mouth of the target video like the driver video's (its expressions on the target's face "
                 "shape), with the driver's soundtrack.")
     target = flow.add("ReSyncerLoadVideo", "Target video", "inputs", video="target.mp4", start_frame=0, frame_limit=0)
@@ -199,7 +199,7 @@ def video_driven() -> Flow:
 
 
 def face_swap() -> Flow:
-    flow = Flow("face_swap_lipsync", "ReSyncer 4 - Face swap and lip-sync", "ReSyncer: face swap + lip-sync",
+    flow = Flow("face_swap_lipsync", "ReSyncer face swap", "ReSyncer: face swap + lip-sync",
                 "Puts the source person's face into the target video and lip-syncs it to new speech.")
     target, frames, track, speech = _target_and_speech(flow)
     wav2vec2, syncformer, generator = _models(flow)
@@ -219,7 +219,7 @@ PERSONALIZE_STEPS = 20
 
 
 def personalize() -> Flow:
-    flow = Flow("personalize_lipsync", "ReSyncer 5 - Personalize then lip-sync", "ReSyncer: personalize, then lip-sync",
+    flow = Flow("personalize_lipsync", "ReSyncer personalize", "ReSyncer: personalize, then lip-sync",
                 "Fine-tunes the generator on the target video's own frames first, then lip-syncs it to new speech.")
     target, frames, track, speech = _target_and_speech(flow)
     wav2vec2, syncformer, generator = _models(flow)
@@ -236,7 +236,7 @@ def personalize() -> Flow:
 
 
 def streaming() -> Flow:
-    flow = Flow("lipsync_streaming", "ReSyncer 6 - Lip-sync a long video (streaming)",
+    flow = Flow("lipsync_streaming", "ReSyncer streaming lip-sync",
                 "ReSyncer: lip-sync a long video (streaming)",
                 "The whole lip-sync in one node that streams a few frames at a time, so minutes of 1080p fit in "
                 "memory. Switch its mode to video-driven or swap for the other pipelines.")

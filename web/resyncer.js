@@ -11,6 +11,7 @@
 //    shows the image, this extension adds a caption under it (frames, faces found, mask mode)
 //    and a link to the full-size sheet. A warning the node sends (e.g. no face in any frame)
 //    is shown under the preview in orange.
+// 3. Load Audio gets the frontend's audio player, which its upload button needs.
 //
 // Plain ES module, no build step; it only uses app.registerExtension, api events, node.badges
 // and LiteGraph node callbacks, each guarded so an older or newer frontend degrades to no badge.
@@ -193,6 +194,19 @@ export function attachBadge(node) {
   else node.badges = [node.__resyncerBadge];
 }
 
+// ------------------------------------------------------------------------------ audio player
+
+// The frontend gives its audio player widget ("audioUI") only to core audio nodes, yet its
+// audio upload button (added for an input named "audio" with audio_upload) needs one: add it
+// to Load Audio's definition, ahead of the upload button.
+export function addAudioPlayer(nodeData) {
+  const required = nodeData?.input?.required;
+  if (!required?.audio?.[1]?.audio_upload || required.audioUI) return false;
+  const { upload, ...rest } = required;
+  nodeData.input.required = { ...rest, audioUI: ["AUDIO_UI", {}], ...(upload ? { upload } : {}) };
+  return true;
+}
+
 // ------------------------------------------------------------------------------ previews
 
 export function viewUrl(image) {
@@ -323,6 +337,7 @@ export const extension = {
 
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (!isReSyncerType(nodeData?.name)) return;
+    addAudioPlayer(nodeData);
     const created = nodeType.prototype.onNodeCreated;
     nodeType.prototype.onNodeCreated = function (...args) {
       const result = created?.apply(this, args);
