@@ -34,6 +34,9 @@ UI_FOLDER = REPO / "example_workflows"
 API_FOLDER = REPO / "api_workflows"
 THUMBNAIL_SIZE = (512, 288)
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+# What ComfyUI's frontend (1.35) appends to widgets_values after a file combo's own widgets: the
+# video upload button's value; the audio player's and the audio upload button's.
+FRONTEND_UPLOAD_VALUES = {"video_upload": ["image"], "audio_upload": [None, ""]}
 COLUMN_WIDTH = 400
 NODE_WIDTH = 320
 ROW_GAP = 40
@@ -348,6 +351,10 @@ def build_ui(flow: Flow, registry: dict[str, type]) -> dict:
                 if category == "optional":
                     entry["shape"] = 7  # LiteGraph's hollow dot for optional sockets
                 inputs.append(entry)
+        for name, kind, options, category in input_specs(node_class):
+            for flag, extra in FRONTEND_UPLOAD_VALUES.items():
+                if options.get(flag):
+                    widgets_values += extra
         names = list(getattr(node_class, "RETURN_NAMES", None) or node_class.RETURN_TYPES)
         outputs = [{"name": n, "type": t, "links": [], "slot_index": i}
                    for i, (n, t) in enumerate(zip(names, node_class.RETURN_TYPES))]
