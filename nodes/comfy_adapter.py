@@ -302,9 +302,11 @@ def input_file_problem(name) -> bool | str:
         path = resolve_input_path(str(name))
     except Exception as error:  # noqa: BLE001  the message is the answer
         return str(error)
-    if not path.is_file():
-        return f"file {name!r} was not found in the input folder ({input_directory()}); upload it or give its full path"
-    return True
+    if path.is_file():
+        return True
+    if Path(str(name)).expanduser().is_absolute():
+        return f"file {path} does not exist; check the path, or choose or upload a file in the input folder"
+    return f"file {name!r} was not found in the input folder ({input_directory()}); upload it or give its full path"
 
 
 def output_path(filename_prefix: str, extension: str) -> tuple[Path, dict]:

@@ -57,6 +57,11 @@ def _temp_path(stem: str, suffix: str) -> Path:
     return folder / f"ReSyncer_{stem}_{uuid.uuid4().hex[:10]}{suffix}"
 
 
+def _remove(paths: list[Path]) -> None:
+    for path in paths:
+        path.unlink(missing_ok=True)
+
+
 def write_audio_file(audio, path: Path) -> Path:
     """An AUDIO (any Mapping with waveform/sample_rate) as 16-bit PCM WAV at its own rate and
     channels, for the engine, which reads its driving audio from a file."""
@@ -136,7 +141,7 @@ class ReSyncerLipSyncStreaming:
         generator = require_handle(generator, GENERATOR_KIND, "generator")
         temporary: list[Path] = []
         with contextlib.ExitStack() as cleanup:
-            cleanup.callback(lambda: [path.unlink(missing_ok=True) for path in temporary])
+            cleanup.callback(_remove, temporary)  # the engine's inputs made here, on every exit path
             target = self._video_path(video, video_file, "video", temporary, required=True)
             speech = self._audio_path(audio, audio_file, temporary)
             drives_from_audio = mode == "audio" or (mode == "swap" and speech is not None)
