@@ -36,7 +36,7 @@ THUMBNAIL_SIZE = (512, 288)
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 # What ComfyUI's frontend (1.35) appends to widgets_values after a file combo's own widgets: the
 # video upload button's value; the audio player's and the audio upload button's.
-FRONTEND_UPLOAD_VALUES = {"video_upload": ["image"], "audio_upload": [None, ""]}
+FRONTEND_UPLOAD_VALUES = {"video_upload": ["image"], "audio_upload": [None, None]}
 COLUMN_WIDTH = 400
 NODE_WIDTH = 320
 ROW_GAP = 40
