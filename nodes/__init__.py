@@ -44,11 +44,13 @@ from . import (
     blend,
     comfy_adapter,
     face_swap,
+    fit_length,
     generator,
     mesh_overlay,
     mesh_warp,
     meshes_from_video,
     personalize,
+    streaming,
     style_reference,
     syncformer,
     track_face,
@@ -58,8 +60,8 @@ from . import (
 LOG = logging.getLogger("resyncer.nodes")
 DISPLAY_PREFIX = "ReSyncer "
 
-_MODULES = (video_io, audio, track_face, style_reference, syncformer, meshes_from_video, mesh_overlay, generator,
-            mesh_warp, face_swap, blend, personalize)
+_MODULES = (video_io, fit_length, audio, track_face, style_reference, syncformer, meshes_from_video, mesh_overlay,
+            generator, mesh_warp, face_swap, blend, personalize, streaming)
 
 # Every node class the pack defines, registered or not: {node id: class}.
 ALL_NODE_CLASSES: dict[str, type] = {}

@@ -11,6 +11,8 @@
 | device           | comfy.model_management.get_torch_device()             | cuda when available, else cpu                     |
 | memory           | models offloaded to CPU between runs +                | the same offload; torch.cuda.empty_cache          |
 |                  | comfy.model_management.soft_empty_cache()             |                                                   |
+| VIDEO values     | comfy_api.latest.InputImpl.VideoFromFile /            | FileVideo / FramesVideo below (same methods)       |
+|                  | VideoFromComponents                                   |                                                   |
 
 ComfyUI modules are imported inside the functions that need them, never at import time, so
 the pack imports (and every node runs) without ComfyUI; tests install stand-ins for them.
@@ -215,7 +217,22 @@ def resolve_model(folder: str, name: str) -> Path:
         if folder == WAV2VEC2_FOLDER and root.name == name and (root / "config.json").is_file():
             return root
     where = ", ".join(str(r) for r in roots) or f"no folder (set {MODELS_ENV} or pass --models DIR)"
-    raise ResyncerInputError(f"model {name!r} was not found in {where}; create one with `resyncer models init`")
+    raise ResyncerInputError(f"model {name!r} was not found in {where}; {how_to_get_models(roots)}")
+
+
+def how_to_get_models(roots: list[Path]) -> str:
+    """Where model files go and how to make test ones with the Python running this process:
+    a ComfyUI Manager install has no `resyncer` command on PATH, but ComfyUI's own Python can
+    run the pack's CLI module from the pack folder."""
+    import shlex
+    import sys
+
+    target = roots[0] if roots else Path("models") / RESYNCER_FOLDER
+    pack = Path(__file__).resolve().parents[1]
+    command = (f"cd {shlex.quote(str(pack))} && {shlex.quote(sys.executable)} -m resyncer_core.cli models init "
+               f"--preset tiny -o {shlex.quote(str(target))}")
+    return (f"put trained .safetensors checkpoints (and the wav2vec2 folder) in {target}, or make tiny random test "
+            f"models with ComfyUI's Python: {command}")
 
 
 def combo_or_placeholder(names: list[str], placeholder: str) -> list[str]:
@@ -249,14 +266,33 @@ def temp_directory() -> Path:
     return Path(configured or Path(tempfile.gettempdir()) / "resyncer")
 
 
+VIDEO_SUFFIXES = (".mp4", ".mov", ".m4v", ".mkv", ".webm", ".avi")
+AUDIO_SUFFIXES = (".wav", ".mp3", ".flac", ".m4a", ".aac", ".ogg", ".opus")
+# ComfyUI's upload widgets and "Open in ..." name files as "name [input|output|temp]".
+_ANNOTATIONS = {"[input]": input_directory, "[output]": output_directory, "[temp]": temp_directory}
+
+
+def list_input_files(suffixes: tuple[str, ...]) -> list[str]:
+    """Names (relative to the input folder, "/"-separated, sorted) of its files with one of
+    `suffixes`, two folders deep at most (uploads land in the folder itself or a subfolder):
+    the options of a file combo."""
+    root = input_directory()
+    return [path.relative_to(root).as_posix() for path in _walk_files(root, max_depth=2)
+            if path.suffix.lower() in suffixes]
+
+
 def resolve_input_path(name: str) -> Path:
-    """An absolute path as given; a relative one against ComfyUI's input folder (or the
-    runner's), falling back to the working directory."""
+    """An absolute path as given; "name [input]" (or [output], [temp]) in that folder; a
+    relative one against ComfyUI's input folder (or the runner's), falling back to the working
+    directory."""
     from resyncer_core.errors import ResyncerInputError
 
     text = (name or "").strip()
     if not text:
-        raise ResyncerInputError("no file was given; type a path or a file name from the input folder")
+        raise ResyncerInputError("no file was given; choose one from the list, upload one, or type a path")
+    for annotation, folder in _ANNOTATIONS.items():
+        if text.endswith(annotation):
+            return folder() / text[:-len(annotation)].strip()
     candidate = Path(text).expanduser()
     if candidate.is_absolute():
         return candidate
@@ -278,6 +314,23 @@ def output_folder(filename_prefix: str) -> Path:
         raise ResyncerInputError(f"filename_prefix {filename_prefix!r} points outside the output folder; use a relative name")
     check_output_location(folder / (Path(filename_prefix or "ReSyncer").name or "ReSyncer"))
     return folder
+
+
+def input_file_problem(name) -> bool | str:
+    """VALIDATE_INPUTS for a file input: True when `name` resolves to a file (a name from the
+    combo, an uploaded one, or a typed path, as the headless runner and `--set` give), else the
+    one-line message ComfyUI shows before anything runs. A linked input (None here) passes."""
+    if name is None:
+        return True
+    try:
+        path = resolve_input_path(str(name))
+    except Exception as error:  # noqa: BLE001  the message is the answer
+        return str(error)
+    if path.is_file():
+        return True
+    if Path(str(name)).expanduser().is_absolute():
+        return f"file {path} does not exist; check the path, or choose or upload a file in the input folder"
+    return f"file {name!r} was not found in the input folder ({input_directory()}); upload it or give its full path"
 
 
 def output_path(filename_prefix: str, extension: str) -> tuple[Path, dict]:
@@ -324,6 +377,164 @@ def save_preview(images, prefix: str = "ReSyncer_preview", max_frames: int = 8) 
     name = f"{prefix}_{uuid.uuid4().hex[:10]}.png"
     Image.fromarray(sheet).save(folder / name, compress_level=1)
     return [{"filename": name, "subfolder": "", "type": "temp"}]
+
+
+# ------------------------------------------------------------------------------ VIDEO values
+
+class FileVideo:
+    """A VIDEO backed by a file, for runs without ComfyUI: the methods of ComfyUI's
+    VideoFromFile that the pack and core nodes use."""
+
+    def __init__(self, path):
+        self.path = Path(path)
+
+    def get_stream_source(self) -> str:
+        return str(self.path)
+
+    def get_dimensions(self) -> tuple[int, int]:
+        from resyncer_core.video import probe_video
+
+        info = probe_video(self.path)
+        return info.width, info.height
+
+    def get_frame_rate(self):
+        from resyncer_core.video import probe_video
+
+        return probe_video(self.path).frame_rate
+
+    def get_components(self):
+        from types import SimpleNamespace
+
+        from resyncer_core.audio import load_soundtrack
+        from resyncer_core.video import probe_video, read_frames
+
+        info = probe_video(self.path)
+        images = torch_from_uint8(read_frames(self.path))
+        audio = None
+        if info.has_audio:
+            waveform, rate = load_soundtrack(self.path)
+            audio = {"waveform": torch_from_float(waveform)[None], "sample_rate": rate}
+        return SimpleNamespace(images=images, audio=audio, frame_rate=info.frame_rate, metadata=None)
+
+    def save_to(self, path, format=None, codec=None, metadata=None) -> None:  # noqa: A002  ComfyUI's signature
+        import shutil
+
+        shutil.copyfile(self.path, path)
+
+
+class FramesVideo:
+    """A VIDEO held as frames (IMAGE [T,H,W,3] float 0..1, optional AUDIO, frame rate), for
+    runs without ComfyUI: the methods of ComfyUI's VideoFromComponents the pack uses."""
+
+    def __init__(self, images, audio, frame_rate):
+        from types import SimpleNamespace
+
+        self.components = SimpleNamespace(images=images, audio=audio, frame_rate=frame_rate, metadata=None)
+
+    def get_components(self):
+        return self.components
+
+    def get_frame_rate(self):
+        return self.components.frame_rate
+
+    def get_dimensions(self) -> tuple[int, int]:
+        return int(self.components.images.shape[2]), int(self.components.images.shape[1])
+
+    def save_to(self, path, format=None, codec=None, metadata=None) -> None:  # noqa: A002  ComfyUI's signature
+        from resyncer_core.video import VideoWriter
+
+        images, audio = self.components.images, self.components.audio
+        soundtrack = None
+        if audio is not None:
+            soundtrack = (audio["waveform"][0].cpu().numpy(), int(audio["sample_rate"]))
+        with VideoWriter(path, self.components.frame_rate, tuple(images.shape[1:3]), audio=soundtrack) as writer:
+            for start in range(0, len(images), 32):
+                frames = images[start:start + 32].cpu().numpy()
+                writer.write(np.clip(np.round(frames[..., :3] * 255.0), 0, 255).astype(np.uint8))
+
+    def get_stream_source(self) -> str:
+        folder = temp_directory()
+        folder.mkdir(parents=True, exist_ok=True)
+        path = folder / f"ReSyncer_frames_{uuid.uuid4().hex[:10]}.mp4"
+        self.save_to(path)
+        return str(path)
+
+
+def video_from_frames(images, audio, frame_rate):
+    """A VIDEO value of frames in memory: ComfyUI's VideoFromComponents inside ComfyUI, else a
+    FramesVideo."""
+    module = _comfy_module("comfy_api.latest")
+    if module is not None and hasattr(module, "InputImpl") and hasattr(module, "Types"):
+        components = module.Types.VideoComponents(images=images, audio=audio, frame_rate=frame_rate)
+        return module.InputImpl.VideoFromComponents(components)
+    return FramesVideo(images, audio, frame_rate)
+
+
+def torch_from_uint8(frames: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(frames)).to(torch.float32).div_(255.0)
+
+
+def torch_from_float(array: np.ndarray):
+    import torch
+
+    return torch.from_numpy(np.ascontiguousarray(array, dtype=np.float32))
+
+
+def video_from_file(path: Path):
+    """A VIDEO value for the file at `path`: ComfyUI's VideoFromFile inside ComfyUI (so core
+    Save Video / Get Video Components take it), else a FileVideo."""
+    module = _comfy_module("comfy_api.latest")
+    if module is not None and hasattr(module, "InputImpl"):
+        return module.InputImpl.VideoFromFile(str(path))
+    return FileVideo(path)
+
+
+def video_file_path(video) -> Path | None:
+    """The file a VIDEO value reads from, None for one held in memory (frames, bytes), without
+    decoding or encoding anything."""
+    from resyncer_core.errors import ResyncerInputError
+
+    if not hasattr(video, "get_components"):
+        raise ResyncerInputError("the video input is not a VIDEO value; connect a Load Video node's VIDEO output")
+    if isinstance(video, FileVideo):
+        return video.path
+    module = _comfy_module("comfy_api.latest")
+    file_class = getattr(getattr(module, "InputImpl", None), "VideoFromFile", None)
+    if file_class is not None and isinstance(video, file_class):
+        source = video.get_stream_source()
+        if isinstance(source, (str, os.PathLike)):
+            return Path(source)
+    return None
+
+
+def video_source_path(video, purpose: str = "video") -> Path:
+    """A file path to decode a VIDEO from: its own file when it has one, else (an in-memory or
+    component video) an H.264 copy in the temp folder."""
+    path = video_file_path(video)
+    if path is not None:
+        return path
+    source = video.get_stream_source()
+    folder = temp_directory()
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"ReSyncer_{purpose}_{uuid.uuid4().hex[:10]}.mp4"
+    source.seek(0)
+    path.write_bytes(source.read())
+    return path
+
+
+def available_memory_bytes() -> int | None:
+    """Memory the process could still take (MemAvailable on Linux, free pages elsewhere),
+    None when the system does not say."""
+    with contextlib.suppress(OSError, ValueError):
+        with open("/proc/meminfo", encoding="ascii") as meminfo:
+            for line in meminfo:
+                if line.startswith("MemAvailable:"):
+                    return int(line.split()[1]) * 1024
+    with contextlib.suppress(AttributeError, ValueError, OSError):
+        return os.sysconf("SC_AVPHYS_PAGES") * os.sysconf("SC_PAGE_SIZE")
+    return None
 
 
 # ------------------------------------------------------------------------------ progress & interrupts

@@ -6,6 +6,8 @@ No model math here: only layout changes (channel order, value range, dtype).
 
 from __future__ import annotations
 
+from collections.abc import Mapping
+
 import numpy as np
 import torch
 
@@ -21,7 +23,7 @@ MESHES = "RESYNCER_MESHES"
 GENERATOR = "RESYNCER_GENERATOR"
 IDENTITY = "RESYNCER_IDENTITY"
 PACK_TYPES = (AUDIO_ENCODER, AUDIO_FEATURES, FACE_TRACK, SYNCFORMER, STYLE, MESHES, GENERATOR, IDENTITY)
-CORE_TYPES = ("IMAGE", "MASK", "AUDIO", "INT", "FLOAT", "STRING", "BOOLEAN")
+CORE_TYPES = ("IMAGE", "MASK", "AUDIO", "VIDEO", "INT", "FLOAT", "STRING", "BOOLEAN")
 
 DEFAULT_FPS = 25.0  # (paper)
 MAX_FRAMES = 1_000_000
@@ -105,24 +107,39 @@ def mask_to_comfy(mask: torch.Tensor) -> torch.Tensor:
 
 # ------------------------------------------------------------------------------ audio
 
-def audio_to_mono(audio: dict) -> np.ndarray:
-    """ComfyUI AUDIO {"waveform": [B,C,S], "sample_rate"} → mono float32 16 kHz (first item of
-    the batch, channels averaged)."""
-    from resyncer_core.audio import load_audio
+def audio_parts(audio: Mapping) -> tuple[np.ndarray, int]:
+    """(float32 waveform [channels, samples], sample rate) of a ComfyUI AUDIO: any Mapping with
+    "waveform" [B,C,S] (or [C,S]) and "sample_rate", so VideoHelperSuite's lazily decoded audio
+    works too; the first item of a batch."""
     from resyncer_core.errors import ResyncerInputError
 
-    if not isinstance(audio, dict) or "waveform" not in audio or "sample_rate" not in audio:
+    if not isinstance(audio, Mapping) or "waveform" not in audio or "sample_rate" not in audio:
         raise ResyncerInputError("audio input is not a ComfyUI AUDIO value ({'waveform', 'sample_rate'}); connect an audio loader")
     waveform = audio["waveform"]
-    if torch.is_tensor(waveform) and waveform.dim() == 3:
+    waveform = waveform.detach().cpu().float().numpy() if torch.is_tensor(waveform) else np.asarray(waveform, np.float32)
+    if waveform.ndim == 3:
         waveform = waveform[0]
-    return load_audio(waveform, int(audio["sample_rate"]))
+    if waveform.ndim == 1:
+        waveform = waveform[None]
+    if waveform.ndim != 2 or waveform.shape[-1] == 0:
+        raise ResyncerInputError(f"audio waveform has shape {list(waveform.shape)}; an AUDIO needs [batch, channels, samples] with samples")
+    return np.ascontiguousarray(waveform, dtype=np.float32), int(audio["sample_rate"])
 
 
-def mono_to_audio(mono: np.ndarray, sample_rate: int) -> dict:
-    """mono float32 [S] → ComfyUI AUDIO {"waveform": [1,1,S], "sample_rate"}."""
-    return {"waveform": torch.from_numpy(np.ascontiguousarray(mono, dtype=np.float32))[None, None],
-            "sample_rate": int(sample_rate)}
+def audio_to_mono(audio: Mapping) -> np.ndarray:
+    """A ComfyUI AUDIO → mono float32 at 16 kHz, what the audio encoders hear (channels averaged)."""
+    from resyncer_core.audio import load_audio
+
+    waveform, sample_rate = audio_parts(audio)
+    return load_audio(waveform, sample_rate)
+
+
+def channels_to_audio(waveform: np.ndarray, sample_rate: int) -> dict:
+    """float32 [S] or [C,S] → ComfyUI AUDIO {"waveform": [1,C,S], "sample_rate"}."""
+    waveform = np.ascontiguousarray(waveform, dtype=np.float32)
+    if waveform.ndim == 1:
+        waveform = waveform[None]
+    return {"waveform": torch.from_numpy(waveform)[None], "sample_rate": int(sample_rate)}
 
 
 # ------------------------------------------------------------------------------ models on sockets

@@ -80,7 +80,8 @@ class ReSyncerPersonalize:
                                        "tooltip": "VGG19 for the perceptual loss; none or a random-initialised one "
                                                   "(from `resyncer models init`) uses the shipped EfficientNet-Lite0 "
                                                   "feature loss instead."}),
-                "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "step": 1,
+                # No randomize-after-run control: a new seed would re-run the whole fine-tune on every queue.
+                "seed": ("INT", {"default": 0, "min": 0, "max": 2**31 - 1, "step": 1, "control_after_generate": False,
                                  "tooltip": "Seed of the sample and reference-frame draws."}),
                 "save_as": ("STRING", {"default": "", "tooltip": "File name to save the personalised generator under in "
                                        "the resyncer model folder (e.g. alice.safetensors); empty keeps it in memory."}),

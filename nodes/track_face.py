@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+import logging
+
 import numpy as np
 
 from . import comfy_adapter as adapter
 from .common import FACE_TRACK, category, crops_to_image, fps_input, mask_to_comfy
 
+LOG = logging.getLogger("resyncer.nodes")
+NO_FACE_WARNING = "no face was found in any frame: the lip-sync will leave these frames unchanged"
 _LANDMARK_COLOUR = np.array([64, 255, 96], np.uint8)
 _TRACKER_BATCH = 16
 
@@ -96,6 +100,9 @@ class ReSyncerTrackFace:
         preview = adapter.save_preview(landmark_preview(crops, crop_mesh.numpy(), track.valid), "ReSyncer_track")
         info = {"frames": len(track), "faces": int(track.valid.sum()), "fps": float(fps),
                 "faces_in_view": tracker.most_faces_seen, "followed": tracker.face.describe()}
+        if info["faces"] == 0:
+            info["warning"] = NO_FACE_WARNING
+            LOG.warning("ReSyncer Track Face: %s", NO_FACE_WARNING)
         return {"ui": {"images": preview, "resyncer": [info]}, "result": (track, crops, mask)}
 
 

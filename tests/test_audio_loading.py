@@ -104,13 +104,16 @@ def test_array_errors(array, sample_rate, word):
 
 def test_soundtrack_keeps_the_files_own_rate_and_band(tmp_path):
     """What is muxed into output videos: the file's rate, so an 11 kHz tone (gone at 16 kHz)
-    survives, downmixed to mono like load_audio."""
+    survives, and its channels (stereo stays stereo, left and right apart)."""
     from resyncer_core.audio import load_soundtrack
 
     tone = sine(11000, 0.5, 44100)
-    path = write_audio(tmp_path / "wide.wav", np.stack([tone, tone]), 44100, "pcm_s16le")
-    waveform, rate = load_soundtrack(path)
-    assert rate == 44100 and waveform.dtype == np.float32 and abs(len(waveform) - len(tone)) <= 1
+    path = write_audio(tmp_path / "wide.wav", np.stack([tone, tone * 0.5]), 44100, "pcm_s16le")
+    channels, rate = load_soundtrack(path)
+    assert rate == 44100 and channels.dtype == np.float32 and channels.shape[0] == 2
+    assert abs(channels.shape[1] - len(tone)) <= 1
+    np.testing.assert_allclose(channels[1], channels[0] * 0.5, atol=2e-4)
+    waveform = channels[0]
     assert abs(peak_frequency(waveform, rate) - 11000) < 20
     def interior_rms(x):  # past the resampler's onset transient at both ends
         return float(np.sqrt(np.mean(x[len(x) // 10: -len(x) // 10] ** 2)))

@@ -25,7 +25,7 @@ from resyncer_core.cli import main
 from resyncer_core.video import probe_video, read_frames
 
 REPO = Path(__file__).resolve().parents[1]
-WORKFLOW = REPO / "workflows" / "lipsync_api.json"
+WORKFLOW = REPO / "api_workflows" / "lipsync_api.json"
 FAIL_WITHIN_SECONDS = 2.0
 
 
@@ -80,7 +80,7 @@ def _blank_png(path: Path) -> Path:
 
 def _workflow(tmp: Path, media, *overrides: str, models=None, workflow=WORKFLOW) -> list[str]:
     argv = ["run-workflow", str(workflow), "--set", f"Target video.video={media.clip}",
-            "--set", f"Speech.audio_file={media.speech}", "--models", str(models or media.models),
+            "--set", f"Speech.audio={media.speech}", "--models", str(models or media.models),
             "--output-dir", str(tmp / "out"), "--device", "cpu", "--quiet"]
     for override in overrides:
         argv += ["--set", override]
@@ -159,11 +159,11 @@ BAD_INPUTS = [
     # run-workflow
     ("workflow-missing", lambda t, m: (_workflow(t, m, workflow=t / "flow.json"), "flow.json")),
     ("workflow-not-json", lambda t, m: (_workflow(t, m, workflow=_file(t / "flow.json", b"{nope")), "flow.json")),
-    ("workflow-ui-format", lambda t, m: (_workflow(t, m, workflow=REPO / "workflows" / "lipsync.json"), "UI-format")),
+    ("workflow-ui-format", lambda t, m: (_workflow(t, m, workflow=REPO / "example_workflows" / "ReSyncer lip-sync.json"), "UI-format")),
     ("workflow-video-missing", lambda t, m: (_workflow(t, m, f"Target video.video={t / 'gone.mp4'}"), "gone.mp4")),
     ("workflow-video-garbage", lambda t, m: (_workflow(t, m, f"Target video.video={_file(t / 'g.mp4', b'xx')}"),
                                              "g.mp4")),
-    ("workflow-audio-nan", lambda t, m: (_workflow(t, m, "Speech.audio_file="
+    ("workflow-audio-nan", lambda t, m: (_workflow(t, m, "Speech.audio="
                                                    f"{_float_wav(t / 'nan.wav', _bad_samples(np.nan))}"), "nan.wav")),
     ("workflow-prefix-escapes", lambda t, m: (_workflow(t, m, "Save Video.filename_prefix=../../escape/x"),
                                               "../../escape/x")),
@@ -172,7 +172,7 @@ BAD_INPUTS = [
     ("workflow-unknown-node", lambda t, m: (_workflow(t, m, "Nonexistent.video=x"), "Nonexistent")),
     ("workflow-bad-number", lambda t, m: (_workflow(t, m, "ReSyncerGenerator.batch_size=lots"), "batch_size")),
     ("workflow-models-not-a-folder", lambda t, m: (_workflow(t, m, models=t / "nomodels"), "nomodels")),
-    ("workflow-model-missing", lambda t, m: (_workflow(t, m, "6.model=missing.safetensors"), "missing.safetensors")),
+    ("workflow-model-missing", lambda t, m: (_workflow(t, m, "7.model=missing.safetensors"), "missing.safetensors")),
     ("workflow-start-past-the-end", lambda t, m: (_workflow(t, m, "Target video.start_frame=500"), "frame 500")),
 ]
 

@@ -21,7 +21,7 @@ from resyncer_core.graph.remote import (
     output_files,
 )
 
-WORKFLOW = Path(__file__).resolve().parents[1] / "workflows" / "lipsync_api.json"
+WORKFLOW = Path(__file__).resolve().parents[1] / "api_workflows" / "lipsync_api.json"
 VIDEO_BYTES = b"\x00\x00\x00\x18ftypmp42 fake video"
 
 

@@ -12,12 +12,15 @@ import sys
 import pytest
 from comfy_stubs.harness import REPO, install_comfy_stubs, load_pack_as_comfyui
 
-CORE_TYPES = {"IMAGE", "MASK", "AUDIO", "INT", "FLOAT", "STRING", "BOOLEAN"}
+CORE_TYPES = {"IMAGE", "MASK", "AUDIO", "VIDEO", "INT", "FLOAT", "STRING", "BOOLEAN"}
 PACK_TYPES = {"RESYNCER_AUDIO_ENCODER", "RESYNCER_AUDIO_FEATURES", "RESYNCER_FACE_TRACK", "RESYNCER_SYNCFORMER",
               "RESYNCER_STYLE", "RESYNCER_MESHES", "RESYNCER_GENERATOR", "RESYNCER_IDENTITY"}
 WIDGET_TYPES = {"INT", "FLOAT", "STRING", "BOOLEAN"}
 KNOWN_OPTIONS = {"default", "min", "max", "step", "round", "tooltip", "multiline", "display", "forceInput",
-                 "lazy", "placeholder", "dynamicPrompts", "label_on", "label_off", "image_upload", "defaultInput"}
+                 "lazy", "placeholder", "dynamicPrompts", "label_on", "label_off", "image_upload", "defaultInput",
+                 "video_upload", "audio_upload", "control_after_generate"}
+# Combos over the input folder may be empty, as core Load Video / Load Audio are: the upload button fills them.
+UPLOAD_OPTIONS = ("image_upload", "video_upload", "audio_upload")
 HIDDEN_VALUES = {"UNIQUE_ID", "PROMPT", "EXTRA_PNGINFO", "DYNPROMPT"}
 # Node ids of ComfyUI's own nodes that a pack id must never equal (ComfyUI drops the pack's).
 CORE_NODE_IDS = {"LoadAudio", "SaveAudio", "PreviewAudio", "LoadVideo", "SaveVideo", "CreateVideo", "GetVideoComponents",
@@ -33,6 +36,7 @@ EXPECTED = {
     "ReSyncerFaceIdentity": "Face Identity", "ReSyncerFaceSwapInject": "Face Swap Inject",
     "ReSyncerBlend": "Blend", "ReSyncerPersonalize": "Personalize",
     "ReSyncerLoadVideo": "Load Video", "ReSyncerLoadAudio": "Load Audio", "ReSyncerSaveVideo": "Save Video",
+    "ReSyncerFitLength": "Fit Length", "ReSyncerLipSyncStreaming": "Lip-sync (streaming)",
 }
 
 
@@ -65,7 +69,7 @@ def comfy_style_problems(node_id: str, node_class: type) -> list[str]:
                 problems.append(f"{where}: options must be a dict")
                 continue
             if isinstance(kind, list):
-                if not kind or not all(isinstance(choice, str) for choice in kind):
+                if not (kind or any(options.get(o) for o in UPLOAD_OPTIONS)) or not all(isinstance(c, str) for c in kind):
                     problems.append(f"{where}: a combo must be a non-empty list of strings")
                 if "default" in options and options["default"] not in kind:
                     problems.append(f"{where}: default {options['default']!r} is not one of the choices")
@@ -214,10 +218,17 @@ def test_a_node_with_a_missing_dependency_disables_itself_once(pack, monkeypatch
 def test_registry_metadata_in_pyproject():
     import tomllib
 
-    comfy = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))["tool"]["comfy"]
+    project = tomllib.loads((REPO / "pyproject.toml").read_text(encoding="utf-8"))
+    comfy = project["tool"]["comfy"]
+    repository = project["project"]["urls"]["Repository"]
     assert comfy["PublisherId"] and comfy["DisplayName"].startswith("ReSyncer")
-    assert (REPO / comfy["Icon"]).is_file()
+    assert repository.startswith("https://github.com/")
+    # The registry takes the icon as a URL: the raw file of this repository's web/icon.svg.
+    raw = repository.replace("https://github.com/", "https://raw.githubusercontent.com/")
+    assert comfy["Icon"].startswith(raw + "/") and (REPO / comfy["Icon"].split("/", 6)[-1]).is_file()
     assert all((REPO / folder).is_dir() for folder in comfy["includes"])
+    ignored = (REPO / ".comfyignore").read_text(encoding="utf-8").split()
+    assert {"tests/", "benchmarks/"} <= set(ignored)
     assert "web" not in comfy  # WEB_DIRECTORY serves web/; a `web` key would register it twice
 
 

@@ -86,8 +86,8 @@ def test_signal_stops_run_workflow_and_removes_its_previews(inputs, tmp_path, si
     temp = tmp_path / "tmp"
     temp.mkdir()
     output_dir = tmp_path / "out"
-    process = _start(["run-workflow", str(REPO / "workflows" / "lipsync_api.json"), "--set", f"Target video.video={clip}",
-                      "--set", f"Speech.audio_file={speech}", "--set", "ReSyncerGenerator.batch_size=1",
+    process = _start(["run-workflow", str(REPO / "api_workflows" / "lipsync_api.json"), "--set", f"Target video.video={clip}",
+                      "--set", f"Speech.audio={speech}", "--set", "ReSyncerGenerator.batch_size=1",
                       "--models", str(models), "--output-dir", str(output_dir), "--device", "cpu"],
                      {"TMPDIR": str(temp)})
     # Track Face's preview lands in the run's own temp folder once tracking is done.

@@ -129,7 +129,7 @@ def test_wrong_frames_raise_one_line_and_leave_no_file(tmp_path):
     ({"crf": 60}, "crf"),
     ({"preset": "ludicrous"}, "preset"),
     ({"pix_fmt": "rgb24"}, "pix_fmt"),
-    ({"audio": (np.zeros((2, 100), np.float32), SAMPLE_RATE)}, "mono"),
+    ({"audio": (np.zeros((3, 100), np.float32), SAMPLE_RATE)}, "stereo"),
     ({"audio": (np.zeros(100, np.float32), 12345)}, "sample rate"),
     ({"fps": 0}, "fps"),
 ])

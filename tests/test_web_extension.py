@@ -65,7 +65,8 @@ try {
     class NodeType { constructor() { this.widgets = []; } }
     await extension.beforeRegisterNodeDef(NodeType, { name });
     const node = new NodeType();
-    Object.assign(node, { id, type: name, size, flags: {} });
+    Object.assign(node, { id, type: name, size, flags: {}, badges: [] });
+    node.onNodeCreated?.();
     node.addDOMWidget = function (widgetName, type, element) {
       document.getElementById("widgets").append(element);
       this.widgets.push({ name: widgetName, type, element });
@@ -74,13 +75,31 @@ try {
     made[name] = node;
   }
   out.untouched = made.KSampler.onDrawForeground === undefined && made.KSampler.onExecuted === undefined;
+  const audioDef = { name: "ReSyncerLoadAudio", input: { required: {
+    audio: [["speech.wav"], { audio_upload: true }], start_seconds: ["FLOAT", {}], upload: ["AUDIOUPLOAD", {}] } } };
+  class AudioType { constructor() { this.widgets = []; } }
+  await extension.beforeRegisterNodeDef(AudioType, audioDef);
+  out.audioInputs = Object.keys(audioDef.input.required);
   out.generatorHasPreviewHook = made.ReSyncerGenerator.onExecuted !== undefined;
 
   const canvas = document.getElementById("canvas").getContext("2d");
   const texts = [];
   const fillText = canvas.fillText.bind(canvas);
   canvas.fillText = (text, x, y) => { texts.push(text); fillText(text, x, y); };
-  const draw = (node, dx, dy) => { canvas.save(); canvas.translate(dx, dy); node.onDrawForeground(canvas); canvas.restore(); return texts.at(-1); };
+  // What LiteGraph's LGraphNode.drawBadges does with node.badges (entries or functions making them).
+  const draw = (node, dx, dy) => {
+    canvas.save(); canvas.translate(dx, dy);
+    const badges = node.badges.map((b) => (typeof b === "function" ? b() : b));
+    let x = node.size[0] - badges.reduce((sum, b) => sum + b.getWidth(canvas) + 2, 0);
+    for (const badge of badges) { badge.draw(canvas, x, -32 - badge.height); x += badge.getWidth(canvas) + 2; }
+    node.onDrawForeground(canvas);
+    canvas.restore();
+    return texts.at(-1);
+  };
+  out.badgeCount = made.ReSyncerGenerator.badges.length;
+  made.ReSyncerGenerator.onNodeCreated();  // a second call adds no second badge
+  out.badgeCountAgain = made.ReSyncerGenerator.badges.length;
+  out.kSamplerBadges = made.KSampler.badges.length;
 
   out.idle = draw(made.ReSyncerGenerator, 20, 60);
   api.emit("execution_start", { prompt_id: "p" });
@@ -102,9 +121,22 @@ try {
   made.ReSyncerMeshOverlay.onExecuted({ images: [], resyncer: [{ frames: 1, faces: 1, fps: 29.97 }] });
   out.widgetCount = made.ReSyncerMeshOverlay.widgets.length;
   out.secondCaption = widget?.element.querySelector(".resyncer-caption").textContent;
+  made.ReSyncerMeshOverlay.onExecuted({ images: [], resyncer: [{ frames: 3, faces: 0, warning: "no face was found in any frame" }] });
+  out.warning = widget?.element.querySelector(".resyncer-warning").textContent;
+
 
   api.emit("execution_interrupted", { node_id: "11", prompt_id: "p" });
   out.interrupted = draw(made.ReSyncerGenerator, 20, 130);
+  // A ReSyncer node inside a subgraph: execution id "20:7" is node 7 of subgraph node 20.
+  class InnerType { constructor() { this.widgets = []; } }
+  await extension.beforeRegisterNodeDef(InnerType, { name: "ReSyncerBlend" });
+  const inner = Object.assign(new InnerType(), { id: 7, type: "ReSyncerBlend", size: [300, 100], flags: {}, badges: [] });
+  inner.onNodeCreated();
+  const innerGraph = { getNodeById: (id) => (Number(id) === 7 ? inner : null) };
+  app.graph.add({ id: 20, type: "SubgraphNode", subgraph: innerGraph, size: [200, 100] });
+  api.emit("executing", "20:7");
+  api.emit("progress", { node: "20:7", value: 3, max: 4, prompt_id: "p" });
+  out.subgraph = draw(inner, 20, 400);
   api.emit("execution_start", { prompt_id: "q" });
   api.emit("executing", "11");
   api.emit("executing", "12");
@@ -159,6 +191,8 @@ def test_extension_draws_stage_badges_and_preview_captions(site, tmp_path):
     assert "error" not in result, result.get("error")
     assert result["registered"] == ["ReSyncer.StageBadges"]
     assert result["untouched"] is True and result["generatorHasPreviewHook"] is False
+    # The player the frontend's audio upload button needs, ahead of that button.
+    assert result["audioInputs"] == ["audio", "start_seconds", "audioUI", "upload"]
     assert result["idle"] == "generator"
     assert result["cached"] == "render · cached"
     assert result["started"] == "generator · running"
@@ -166,6 +200,9 @@ def test_extension_draws_stage_badges_and_preview_captions(site, tmp_path):
     assert result["caption"] == "50 frames · mask: lower face"
     assert result["link"] == "/api/view?filename=ReSyncer_overlay_1.png&type=temp&subfolder="
     assert result["widgetCount"] == 1 and result["secondCaption"] == "1 frame · face found in 1 · 29.97 fps"
+    assert result["badgeCount"] == 1 and result["badgeCountAgain"] == 1 and result["kSamplerBadges"] == 0
+    assert result["warning"] == "⚠ no face was found in any frame"
+    assert result["subgraph"] == "blend · 3/4 · 75%"
     assert result["interrupted"] == "generator · stopped"
     assert re.fullmatch(r"generator · \d+\.\d s", result["finished"])
     assert result["redraws"] > 0

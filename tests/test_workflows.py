@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib.util
 import json
+import shutil
 import sys
 
 import pytest
@@ -13,8 +14,20 @@ from comfy_stubs.harness import REPO, load_pack_as_comfyui, synthetic_clip, tiny
 from resyncer_core.graph import context
 from resyncer_core.graph.executor import GraphExecutor, types_compatible
 
-WORKFLOWS = REPO / "workflows"
-FLOWS = ["lipsync", "lipsync_style_transfer", "video_driven", "face_swap_lipsync", "personalize_lipsync"]
+UI_FOLDER = REPO / "example_workflows"
+API_FOLDER = REPO / "api_workflows"
+# API file stem → UI file stem (the title ComfyUI's template browser shows).
+TEMPLATES = {
+    "lipsync": "ReSyncer lip-sync",
+    "lipsync_style_transfer": "ReSyncer style transfer",
+    "video_driven": "ReSyncer video-driven",
+    "face_swap_lipsync": "ReSyncer face swap",
+    "personalize_lipsync": "ReSyncer personalize",
+    "lipsync_streaming": "ReSyncer streaming lip-sync",
+}
+FLOWS = list(TEMPLATES)
+# The folders ComfyUI's /api/workflow_templates lists (app/custom_node_manager.py).
+TEMPLATE_FOLDERS = ("example_workflows", "example", "examples", "workflow", "workflows")
 WIDGETS = ("INT", "FLOAT", "STRING", "BOOLEAN")
 
 
@@ -52,8 +65,16 @@ def ui_to_api(ui: dict, classes) -> dict:
     return api
 
 
+def _ui(flow: str) -> dict:
+    return json.loads((UI_FOLDER / f"{TEMPLATES[flow]}.json").read_text(encoding="utf-8"))
+
+
+def _api(flow: str) -> dict:
+    return json.loads((API_FOLDER / f"{flow}_api.json").read_text(encoding="utf-8"))
+
+
 def test_committed_files_match_their_description():
-    spec = importlib.util.spec_from_file_location("build_workflows", WORKFLOWS / "build_workflows.py")
+    spec = importlib.util.spec_from_file_location("build_workflows", REPO / "tools" / "build_workflows.py")
     builder = importlib.util.module_from_spec(spec)
     sys.modules["build_workflows"] = builder  # dataclasses look their module up while the class is made
     try:
@@ -61,14 +82,39 @@ def test_committed_files_match_their_description():
     finally:
         del sys.modules["build_workflows"]
     rendered = builder.render()
-    assert sorted(rendered) == sorted([f"{f}.json" for f in FLOWS] + [f"{f}_api.json" for f in FLOWS])
-    stale = [name for name, text in rendered.items() if (WORKFLOWS / name).read_text(encoding="utf-8") != text]
-    assert stale == [], "run python workflows/build_workflows.py"
+    assert sorted(rendered) == sorted([UI_FOLDER / f"{t}.json" for t in TEMPLATES.values()]
+                                      + [API_FOLDER / f"{f}_api.json" for f in FLOWS])
+    stale = [path.name for path, text in rendered.items() if path.read_text(encoding="utf-8") != text]
+    assert stale == [], "run python tools/build_workflows.py"
+    assert builder.main(["--check"]) == 0
+
+
+def test_the_template_browser_lists_only_ui_workflows_each_with_a_thumbnail():
+    """ComfyUI lists every *.json in these folders as a template; an API-format file there
+    opens a blank canvas with a "Required at 'version'" alert."""
+    from PIL import Image
+
+    listed = [path for folder in TEMPLATE_FOLDERS for path in sorted((REPO / folder).glob("*.json"))]
+    assert sorted(path.stem for path in listed) == sorted(TEMPLATES.values())
+    for path in listed:
+        assert json.loads(path.read_text(encoding="utf-8"))["version"] == 0.4, path.name
+        with Image.open(path.with_suffix(".jpg")) as thumbnail:  # ComfyUI serves <name>.jpg as the card's image
+            assert thumbnail.format == "JPEG" and thumbnail.width >= 256
+
+
+def test_personalize_template_finishes_in_minutes_and_keeps_its_seed():
+    (node,) = [n for n in _ui("personalize_lipsync")["nodes"] if n["type"] == "ReSyncerPersonalize"]
+    declared = load_pack_as_comfyui().nodes.ALL_NODE_CLASSES["ReSyncerPersonalize"].INPUT_TYPES()
+    assert declared["optional"]["seed"][1]["control_after_generate"] is False  # no randomize-after-run widget
+    widgets = [name for category in ("required", "optional") for name, spec in declared[category].items()
+               if _is_widget(spec[0])]
+    values = dict(zip(widgets, node["widgets_values"], strict=True))
+    assert values["steps"] <= 50 and values["seed"] == 0
 
 
 @pytest.mark.parametrize("flow", FLOWS)
 def test_ui_workflow_is_schema_0_4_with_valid_types_and_links(flow, classes):
-    ui = json.loads((WORKFLOWS / f"{flow}.json").read_text())
+    ui = _ui(flow)
     assert ui["version"] == 0.4
     assert {"last_node_id", "last_link_id", "nodes", "links", "groups", "config", "extra"} <= set(ui)
     nodes = {node["id"]: node for node in ui["nodes"]}
@@ -79,7 +125,11 @@ def test_ui_workflow_is_schema_0_4_with_valid_types_and_links(flow, classes):
                 "widgets_values"} <= set(node)
         node_class = classes[node["type"]]
         specs = dict(_specs(node_class))
-        assert len(node["widgets_values"]) == sum(_is_widget(kind) for kind in specs.values())
+        # The frontend's upload widgets save values after the node's own (checked against ComfyUI 1.35).
+        uploads = {"video_upload": 1, "audio_upload": 2}
+        extra = sum(n for name, spec in node_class.INPUT_TYPES()["required"].items()
+                    for flag, n in uploads.items() if len(spec) > 1 and spec[1].get(flag))
+        assert len(node["widgets_values"]) == sum(_is_widget(kind) for kind in specs.values()) + extra
         for entry in node["inputs"]:
             kind = specs[entry["name"]]
             assert entry["type"] == ("COMBO" if isinstance(kind, list) else kind)
@@ -104,19 +154,17 @@ def test_ui_workflow_is_schema_0_4_with_valid_types_and_links(flow, classes):
 
 @pytest.mark.parametrize("flow", FLOWS)
 def test_ui_and_api_describe_the_same_graph(flow, classes):
-    ui = json.loads((WORKFLOWS / f"{flow}.json").read_text())
-    api = json.loads((WORKFLOWS / f"{flow}_api.json").read_text())
-    assert ui_to_api(ui, classes) == api
+    assert ui_to_api(_ui(flow), classes) == _api(flow)
 
 
 @pytest.mark.parametrize("flow", FLOWS)
-def test_api_workflow_passes_the_executors_validation_with_tiny_models(flow, classes):
-    api = json.loads((WORKFLOWS / f"{flow}_api.json").read_text())
-    for node in api.values():  # the placeholder file names, pointed at a real clip (validation opens them)
-        for name in ("video", "audio_file"):
-            if name in node["inputs"]:
-                node["inputs"][name] = str(synthetic_clip(1.0))
-    with context.scoped(models_dir=tiny_models()):
+def test_api_workflow_passes_the_executors_validation_with_tiny_models(flow, classes, tmp_path):
+    api = _api(flow)
+    for node in api.values():  # the file inputs' VALIDATE_INPUTS opens the named files in the input folder
+        for name in ("video", "audio", "video_file"):
+            if isinstance(node["inputs"].get(name), str) and node["inputs"][name]:
+                shutil.copy(synthetic_clip(1.0), tmp_path / node["inputs"][name])
+    with context.scoped(models_dir=tiny_models(), input_dir=tmp_path):
         order = GraphExecutor(classes).validate(api)
     assert set(order) == set(api)  # every node feeds the saved video
     assert api[order[-1]]["class_type"] == "ReSyncerSaveVideo"

@@ -1,16 +1,20 @@
 // ReSyncer frontend extension for ComfyUI.
 //
-// 1. Stage badge: every ReSyncer node shows, on the canvas, which pipeline stage it is, a
-//    progress bar fed by the server's "progress" events (tracking frames, SyncFormer windows,
+// 1. Stage badge: every ReSyncer node shows, in the frontend's node badge row (node.badges,
+//    laid out by LiteGraph with the id and source badges), which pipeline stage it is, its
+//    progress from the server's "progress" events (tracking frames, SyncFormer windows,
 //    generator batches, encoded frames), and afterwards how long it took, or that it failed
-//    or was interrupted.
+//    or was interrupted; a thin progress bar runs under the title. Nodes inside subgraphs are
+//    found by their execution id ("12:5" = node 5 inside subgraph node 12).
 // 2. Previews: Track Face and Mesh Overlay send a contact sheet of their crops (tracked mesh
 //    dotted in / white mesh overlaid) as {"ui": {"images": [...], "resyncer": [info]}}; ComfyUI
 //    shows the image, this extension adds a caption under it (frames, faces found, mask mode)
-//    and a link to the full-size sheet.
+//    and a link to the full-size sheet. A warning the node sends (e.g. no face in any frame)
+//    is shown under the preview in orange.
+// 3. Load Audio gets the frontend's audio player, which its upload button needs.
 //
-// Plain ES module, no build step; it only uses app.registerExtension, api events and
-// LiteGraph node callbacks, each guarded so an older or newer frontend degrades to no badge.
+// Plain ES module, no build step; it only uses app.registerExtension, api events, node.badges
+// and LiteGraph node callbacks, each guarded so an older or newer frontend degrades to no badge.
 
 import { app } from "../../scripts/app.js";
 import { api } from "../../scripts/api.js";
@@ -36,8 +40,11 @@ export const STAGES = {
   ReSyncerPersonalize: "personalize",
   ReSyncerBlend: "blend",
   ReSyncerSaveVideo: "encode",
+  ReSyncerFitLength: "length",
+  ReSyncerLipSyncStreaming: "streaming",
 };
-export const PREVIEW_NODES = new Set(["ReSyncerTrackFace", "ReSyncerMeshOverlay", "ReSyncerFaceIdentity"]);
+export const PREVIEW_NODES = new Set(["ReSyncerTrackFace", "ReSyncerMeshOverlay", "ReSyncerFaceIdentity",
+                                      "ReSyncerLipSyncStreaming"]);
 
 const COLOURS = {
   running: "#2d7ff9",
@@ -47,7 +54,7 @@ const COLOURS = {
   interrupted: "#f08c00",
 };
 
-// node id (string) → {status, value, max, started, seconds}
+// execution id (string: "7", or "12:5" inside a subgraph) → {status, value, max, started, seconds}
 export const runState = new Map();
 let currentNode = null;
 
@@ -59,11 +66,25 @@ function now() {
   return typeof performance !== "undefined" ? performance.now() : Date.now();
 }
 
-function findNode(id) {
+function nodeIn(graph, id) {
+  return graph?.getNodeById?.(Number(id)) ?? graph?.getNodeById?.(id) ?? null;
+}
+
+// The ReSyncer node an execution id names: "7" in the root graph, "12:5" node 5 inside the
+// subgraph of node 12 (any depth).
+export function findNode(id) {
   if (id === null || id === undefined) return null;
-  const graph = app?.graph;
-  const node = graph?.getNodeById?.(Number(id)) ?? graph?.getNodeById?.(id) ?? null;
-  return node && isReSyncerType(node.type ?? node.comfyClass) ? node : null;
+  const path = String(id).split(":");
+  let graph = app?.graph;
+  let node = null;
+  for (const [index, part] of path.entries()) {
+    node = nodeIn(graph, part);
+    if (!node) return null;
+    if (index < path.length - 1) graph = node.subgraph;
+  }
+  if (!isReSyncerType(node.type ?? node.comfyClass)) return null;
+  node.__resyncerRunKey = String(id);  // the badge reads its state under this id
+  return node;
 }
 
 function redraw(node) {
@@ -108,37 +129,82 @@ export function badgeText(type, entry) {
   return `${stage} · failed`;
 }
 
-export function drawBadge(node, ctx) {
-  const type = node.type ?? node.comfyClass;
-  const entry = runState.get(String(node.id));
-  const text = badgeText(type, entry);
-  const colour = COLOURS[entry?.status] ?? "#495057";
+function entryOf(node) {
+  return runState.get(node.__resyncerRunKey ?? String(node.id));
+}
+
+const BADGE_HEIGHT = 20;
+const BADGE_PADDING = 7;
+const BADGE_FONT = "11px sans-serif";
+
+// A badge in the shape LiteGraph's LGraphNode.drawBadges takes from node.badges (what
+// LGraphBadge offers: height, getWidth(ctx), draw(ctx, x, y)); a fresh one per frame, so its
+// text follows the run state.
+export function stageBadge(node) {
+  const text = badgeText(node.type ?? node.comfyClass, entryOf(node));
+  const colour = COLOURS[entryOf(node)?.status] ?? "#495057";
+  return {
+    text,
+    height: BADGE_HEIGHT,
+    visible: true,
+    getWidth(ctx) {
+      const font = ctx.font;
+      ctx.font = BADGE_FONT;
+      const width = Math.ceil(ctx.measureText(text).width ?? text.length * 6) + 2 * BADGE_PADDING;
+      ctx.font = font;
+      return width;
+    },
+    draw(ctx, x, y) {
+      const width = this.getWidth(ctx);
+      ctx.save();
+      ctx.font = BADGE_FONT;
+      ctx.fillStyle = colour;
+      ctx.beginPath();
+      if (ctx.roundRect) ctx.roundRect(x, y, width, BADGE_HEIGHT, 5);
+      else ctx.rect(x, y, width, BADGE_HEIGHT);
+      ctx.fill();
+      ctx.fillStyle = "#fff";
+      ctx.textAlign = "left";
+      ctx.textBaseline = "middle";
+      ctx.fillText(text, x + BADGE_PADDING, y + BADGE_HEIGHT / 2);
+      ctx.restore();
+    },
+  };
+}
+
+// The progress bar along the top edge of the node body (inside the node, under the title).
+export function drawProgressBar(node, ctx) {
+  const entry = entryOf(node);
+  if (entry?.status !== "running" || !(entry.max > 0)) return;
   const width = node.size?.[0] ?? 200;
-  const titleHeight = globalThis.LiteGraph?.NODE_TITLE_HEIGHT ?? 30;
+  const fraction = Math.max(0, Math.min(1, entry.value / entry.max));
   ctx.save();
-  ctx.font = "11px sans-serif";
-  const textWidth = Math.ceil(ctx.measureText(text).width ?? text.length * 6);
-  const badgeWidth = textWidth + 14;
-  const x = width - badgeWidth - 4;
-  const y = -titleHeight - 22;
-  ctx.fillStyle = colour;
-  ctx.beginPath();
-  if (ctx.roundRect) ctx.roundRect(x, y, badgeWidth, 18, 9);
-  else ctx.rect(x, y, badgeWidth, 18);
-  ctx.fill();
-  ctx.fillStyle = "#fff";
-  ctx.textAlign = "left";
-  ctx.textBaseline = "middle";
-  ctx.fillText(text, x + 7, y + 9);
-  if (entry?.status === "running" && entry.max > 0) {
-    const fraction = Math.max(0, Math.min(1, entry.value / entry.max));
-    ctx.fillStyle = "rgba(45,127,249,0.35)";
-    ctx.fillRect(0, -3, width, 3);
-    ctx.fillStyle = COLOURS.running;
-    ctx.fillRect(0, -3, width * fraction, 3);
-  }
+  ctx.fillStyle = "rgba(45,127,249,0.35)";
+  ctx.fillRect(0, 0, width, 3);
+  ctx.fillStyle = COLOURS.running;
+  ctx.fillRect(0, 0, width * fraction, 3);
   ctx.restore();
-  return text;
+}
+
+// Adds the stage badge to a node once (node.badges is LiteGraph's list, drawn above the title).
+export function attachBadge(node) {
+  if (node.__resyncerBadge) return;
+  node.__resyncerBadge = () => stageBadge(node);
+  if (Array.isArray(node.badges)) node.badges.push(node.__resyncerBadge);
+  else node.badges = [node.__resyncerBadge];
+}
+
+// ------------------------------------------------------------------------------ audio player
+
+// The frontend gives its audio player widget ("audioUI") only to core audio nodes, yet its
+// audio upload button (added for an input named "audio" with audio_upload) needs one: add it
+// to Load Audio's definition, ahead of the upload button.
+export function addAudioPlayer(nodeData) {
+  const required = nodeData?.input?.required;
+  if (!required?.audio?.[1]?.audio_upload || required.audioUI) return false;
+  const { upload, ...rest } = required;
+  nodeData.input.required = { ...rest, audioUI: ["AUDIO_UI", {}], ...(upload ? { upload } : {}) };
+  return true;
 }
 
 // ------------------------------------------------------------------------------ previews
@@ -163,6 +229,10 @@ export function captionText(type, info) {
   return parts.join(" · ");
 }
 
+export function warningText(info) {
+  return info?.warning ? `⚠ ${info.warning}` : "";
+}
+
 function previewElement(node) {
   if (node.__resyncerPreview) return node.__resyncerPreview;
   const element = document.createElement("div");
@@ -170,12 +240,15 @@ function previewElement(node) {
   element.style.cssText = "font: 11px sans-serif; color: #ccc; padding: 2px 4px; overflow: hidden;";
   const caption = document.createElement("div");
   caption.className = "resyncer-caption";
+  const warning = document.createElement("div");
+  warning.className = "resyncer-warning";
+  warning.style.cssText = "color: #f08c00; font-weight: bold;";
   const link = document.createElement("a");
   link.className = "resyncer-open";
   link.target = "_blank";
   link.textContent = "open full size";
   link.style.cssText = "color: #8ab4f8; margin-left: 6px;";
-  element.append(caption, link);
+  element.append(caption, warning, link);
   if (typeof node.addDOMWidget === "function") {
     node.addDOMWidget("resyncer_preview", "resyncer_preview", element, { serialize: false, hideOnZoom: false });
   }
@@ -189,6 +262,7 @@ export function showPreview(node, output) {
   if (!images.length && !info) return null;
   const element = previewElement(node);
   element.querySelector(".resyncer-caption").textContent = captionText(node.type ?? node.comfyClass, info);
+  element.querySelector(".resyncer-warning").textContent = warningText(info);
   const link = element.querySelector(".resyncer-open");
   if (images.length) {
     link.href = viewUrl(images[0]);
@@ -263,10 +337,17 @@ export const extension = {
 
   async beforeRegisterNodeDef(nodeType, nodeData) {
     if (!isReSyncerType(nodeData?.name)) return;
+    addAudioPlayer(nodeData);
+    const created = nodeType.prototype.onNodeCreated;
+    nodeType.prototype.onNodeCreated = function (...args) {
+      const result = created?.apply(this, args);
+      attachBadge(this);
+      return result;
+    };
     const drawForeground = nodeType.prototype.onDrawForeground;
     nodeType.prototype.onDrawForeground = function (ctx, ...rest) {
       const result = drawForeground?.apply(this, [ctx, ...rest]);
-      if (!this.flags?.collapsed) drawBadge(this, ctx);
+      if (!this.flags?.collapsed) drawProgressBar(this, ctx);
       return result;
     };
     if (PREVIEW_NODES.has(nodeData.name)) {

@@ -3,6 +3,9 @@
 Resampling goes through PyAV's AudioResampler (libswresample's band-limited polyphase filter),
 which keeps the channel layout; channels are then averaged, so a stereo clip with the same
 signal in both channels comes back at its original level.
+
+What people hear (a soundtrack muxed into an output video) keeps the file's own rate and its
+channels (mono or stereo; more channels are downmixed to stereo): `load_soundtrack`.
 """
 
 from __future__ import annotations
@@ -40,26 +43,29 @@ def load_audio(path_or_array, sample_rate: int | None = None) -> np.ndarray:
 
 
 def load_soundtrack(path: str | os.PathLike) -> tuple[np.ndarray, int]:
-    """(mono float32 waveform, its sample rate) of a file at the file's own rate, for muxing
-    into an output video: the models hear 16 kHz, but people should hear the original band."""
+    """(float32 waveform [channels, samples], its sample rate) of a file at the file's own rate
+    and channels (1 or 2; more are downmixed to stereo), for muxing into an output video: the
+    models hear 16 kHz mono, but people should hear the original band and stereo image."""
     path = Path(path)
-    rate = _native_rate(path)
-    return _load_file(path, rate), rate
+    rate, channels = _native_format(path)
+    return _load_file(path, rate, "mono" if channels == 1 else "stereo"), rate
 
 
-def _native_rate(path: Path) -> int:
-    """The first audio stream's sample rate. A file that cannot be opened gets the default
-    here; _load_file then reports what is wrong with it in one sentence."""
+def _native_format(path: Path) -> tuple[int, int]:
+    """The first audio stream's (sample rate, channel count). A file that cannot be opened gets
+    the defaults here; _load_file then reports what is wrong with it in one sentence."""
     try:
         with av.open(str(path)) as container:
-            if container.streams.audio and container.streams.audio[0].rate:
-                return int(container.streams.audio[0].rate)
+            if container.streams.audio:
+                stream = container.streams.audio[0]
+                return int(stream.rate or SAMPLE_RATE), int(stream.channels or 1)
     except (av.FFmpegError, OSError):
         pass
-    return SAMPLE_RATE
+    return SAMPLE_RATE, 1
 
 
-def _load_file(path: Path, rate: int = SAMPLE_RATE) -> np.ndarray:
+def _load_file(path: Path, rate: int = SAMPLE_RATE, layout: str | None = None) -> np.ndarray:
+    """Mono [S] (layout None: channels averaged) or [C,S] in `layout`, at `rate`."""
     if not path.is_file():
         raise ResyncerInputError(f"Audio file {path} does not exist or is not a file; check the path.")
     try:
@@ -70,7 +76,8 @@ def _load_file(path: Path, rate: int = SAMPLE_RATE) -> np.ndarray:
         if not container.streams.audio:
             raise ResyncerInputError(f"{path} has no audio stream; choose a file with an audio track.")
         try:
-            waveform = _resample_to_mono(container.decode(container.streams.audio[0]), rate)
+            frames = container.decode(container.streams.audio[0])
+            waveform = _resample_to_mono(frames, rate) if layout is None else _resample(frames, rate, layout)
         except (av.FFmpegError, ValueError) as error:  # ValueError: the resampler met a format change
             raise _undecodable(path, error) from None
     if waveform.size == 0:
@@ -151,3 +158,15 @@ def _resample_to_mono(frames: Iterable[av.AudioFrame], rate: int = SAMPLE_RATE) 
         for resampled in resampler.resample(frame)
     ]
     return np.concatenate(pieces).astype(np.float32) if pieces else np.zeros(0, np.float32)
+
+
+def _resample(frames: Iterable[av.AudioFrame], rate: int, layout: str) -> np.ndarray:
+    """[C,S] float32 in `layout` at `rate`."""
+    resampler = av.AudioResampler(format="fltp", layout=layout, rate=rate)
+    pieces = [
+        resampled.to_ndarray()
+        for frame in itertools.chain(frames, [None])
+        for resampled in resampler.resample(frame)
+    ]
+    channels = 1 if layout == "mono" else 2
+    return np.concatenate(pieces, axis=1).astype(np.float32) if pieces else np.zeros((channels, 0), np.float32)

@@ -21,7 +21,7 @@ from ..errors import ResyncerInputError
 def add_run_workflow_parser(subcommands) -> argparse.ArgumentParser:
     parser = subcommands.add_parser(
         "run-workflow", help="run an API-format ComfyUI workflow headless (in-process or on a ComfyUI server)",
-        description="Run an API-format workflow JSON (e.g. workflows/lipsync_api.json) in this process with the "
+        description="Run an API-format workflow JSON (e.g. api_workflows/lipsync_api.json) in this process with the "
                     "ReSyncer nodes, or submit it to a running ComfyUI with --server. Prints the output files.")
     parser.add_argument("workflow", type=Path, help="API-format workflow file (*_api.json)")
     parser.add_argument("--set", dest="overrides", action="append", default=[], metavar="NODE.INPUT=VALUE",

@@ -13,9 +13,10 @@ What the executor does, in ComfyUI's manner:
 - runs only the nodes an output node (OUTPUT_NODE = True) depends on, in topological order;
 - validates every such node first (class exists, links point at existing outputs of a
   compatible type, widget values convert and lie within min/max or in the combo list,
-  required inputs present, and the node's own VALIDATE_INPUTS when it has one, so missing
-  files and bad paths fail before any node runs) and reports the first problem as one line
-  naming the node id, its class and the input; a missing widget value takes the input's default;
+  required inputs present; inputs a node's VALIDATE_INPUTS takes skip the combo check and are
+  judged by it, as in ComfyUI, so missing files and bad paths fail before any node runs) and
+  reports the first problem as one line naming the node id, its class and the input; a missing
+  widget value takes the input's default;
 - caches outputs between `execute` calls on one executor: a node runs again only when its
   class, its widget values, its upstream results or its IS_CHANGED value change;
 - runs node code under torch.inference_mode(), as ComfyUI does (inference_mode=False turns it off);
@@ -147,9 +148,9 @@ def _short(value, limit: int = 60) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def _convert_widget(spec: _InputSpec, value):
-    """Converts a literal to the widget's type (as ComfyUI does) and checks min/max and combos;
-    returns (value, None) or (None, problem)."""
+def _convert_widget(spec: _InputSpec, value, check_choices: bool = True):
+    """Converts a literal to the widget's type (as ComfyUI does) and checks min/max and, with
+    check_choices, combos; returns (value, None) or (None, problem)."""
     if isinstance(value, dict) and "__value__" in value:
         value = value["__value__"]
     try:
@@ -178,7 +179,7 @@ def _convert_widget(spec: _InputSpec, value):
             return None, f"{value} is smaller than the minimum {spec.options['min']}"
         if "max" in spec.options and value > spec.options["max"]:
             return None, f"{value} is bigger than the maximum {spec.options['max']}"
-    if spec.is_combo:
+    if spec.is_combo and check_choices:
         choices = spec.combo_options
         if value not in choices:
             shown = ", ".join(map(str, choices[:8])) + (", …" if len(choices) > 8 else "")
@@ -359,6 +360,7 @@ class GraphExecutor:
         except Exception as error:  # noqa: BLE001  a broken INPUT_TYPES is the node's fault, reported as such
             return [(node_id, class_type, None, f"INPUT_TYPES failed: {error}")]
         inputs = node["inputs"]
+        custom_checked = self._custom_validated_inputs(node_class)
         for name, spec in specs.items():
             if spec.category == "hidden":
                 continue
@@ -392,7 +394,7 @@ class GraphExecutor:
             if not spec.is_widget:
                 problems.append((node_id, class_type, name, f"expects a link from a node giving {spec.type}, got the value {_short(value)}"))
                 continue
-            _, problem = _convert_widget(spec, value)
+            _, problem = _convert_widget(spec, value, check_choices=name not in custom_checked)
             if problem:
                 problems.append((node_id, class_type, name, problem))
         if not problems and hasattr(node_class, "VALIDATE_INPUTS"):
@@ -425,6 +427,16 @@ class GraphExecutor:
         message = str(verdict).strip().splitlines()[0] if str(verdict).strip() else "its inputs were refused"
         named = list(values)
         return [(node_id, class_type, named[0] if len(named) == 1 else None, message)]
+
+    @staticmethod
+    def _custom_validated_inputs(node_class: type) -> set[str]:
+        """Inputs a node's VALIDATE_INPUTS takes: ComfyUI skips their combo check and lets the
+        node judge them (a file combo that also accepts typed paths)."""
+        validate = getattr(node_class, "VALIDATE_INPUTS", None)
+        if validate is None:
+            return set()
+        return {name for name, parameter in inspect.signature(validate).parameters.items()
+                if parameter.kind in (parameter.POSITIONAL_OR_KEYWORD, parameter.KEYWORD_ONLY)}
 
     @staticmethod
     def _has_default(spec: _InputSpec) -> bool:
@@ -476,6 +488,7 @@ class GraphExecutor:
     def _gather_inputs(self, prompt: dict[str, dict], node_id: str, results: ExecutionResult) -> dict:
         node = prompt[node_id]
         kwargs = {}
+        custom_checked = self._custom_validated_inputs(self.registry[node["class_type"]])
         for name, spec in input_specs(self.registry[node["class_type"]]).items():
             if spec.category == "hidden":
                 hidden = spec.type
@@ -491,7 +504,7 @@ class GraphExecutor:
                 if is_link(value):
                     kwargs[name] = results.outputs[str(value[0])][value[1]]
                 else:
-                    kwargs[name], _ = _convert_widget(spec, value)
+                    kwargs[name], _ = _convert_widget(spec, value, check_choices=name not in custom_checked)
             elif spec.category == "required":
                 kwargs[name] = self._default(spec)
         return kwargs

@@ -25,7 +25,7 @@ def load_workflow(path: str | os.PathLike) -> dict:
     if isinstance(data, dict) and "nodes" in data and "links" in data:
         raise ResyncerInputError(
             f"{path} is a UI-format workflow; run its API-format version (ComfyUI: Export (API); "
-            "the workflows/ folder ships one as *_api.json)")
+            "the api_workflows/ folder ships one as *_api.json)")
     if not isinstance(data, dict) or not data or not all(isinstance(v, dict) and "class_type" in v for v in data.values()):
         raise ResyncerInputError(f"{path} is not an API-format workflow ({{\"id\": {{\"class_type\", \"inputs\"}}}})")
     return data

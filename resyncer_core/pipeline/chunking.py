@@ -57,19 +57,20 @@ class FramePlan:
         return int(self.source_indices.max()) + 1
 
     def fit_audio(self, waveform: np.ndarray, fps: float, sample_rate: int) -> np.ndarray:
-        """The driving audio cut or silence-padded to the output's length; unchanged when the
-        output spans exactly the driving frames."""
+        """The driving audio ([samples] or [channels, samples]) cut or silence-padded to the
+        output's length; unchanged when the output spans exactly the driving frames."""
         if self.frame_count == self.driving_frames:
             return waveform
         samples = samples_spanned_by(self.frame_count, fps, sample_rate)
-        if samples <= len(waveform):
-            return waveform[:samples]
-        return np.concatenate([waveform, np.zeros(samples - len(waveform), waveform.dtype)])
+        if samples <= waveform.shape[-1]:
+            return waveform[..., :samples]
+        padding = [(0, 0)] * (waveform.ndim - 1) + [(0, samples - waveform.shape[-1])]
+        return np.pad(waveform, padding)
 
 
 def soundtrack_for(plan: FramePlan, path: str | os.PathLike, fps: float) -> tuple[np.ndarray, int]:
-    """The output video's audio: `path`'s sound at its own sample rate (the models hear 16 kHz,
-    viewers should not), cut or padded to the plan's length."""
+    """The output video's audio: `path`'s sound at its own sample rate and channels (the models
+    hear 16 kHz mono, viewers should not), cut or padded to the plan's length."""
     waveform, rate = load_soundtrack(path)
     return plan.fit_audio(waveform, fps, rate), rate
 

@@ -9,8 +9,8 @@ Encoding: libx264 with the given CRF and preset, BT.709 limited-range YUV (signa
 stream, so players and our reader convert back with the same matrix), frame i at exactly
 i / fps (the codec time base is 1/fps as a fraction, so 30000/1001 stays exact), MP4/MOV
 with the index at the front (faststart) for web playback. Audio is AAC at the waveform's own
-sample rate, 128 kb/s, interleaved with the video as frames arrive; its duration is the
-waveform's duration whatever the number of frames.
+sample rate and channels (mono or stereo), 128 kb/s per channel, interleaved with the video
+as frames arrive; its duration is the waveform's duration whatever the number of frames.
 
 Odd sizes: 4:2:0 chroma needs even width and height (4:2:2 an even width). Frames of an
 odd size are padded by repeating their last row/column, so the file is one pixel larger
@@ -39,14 +39,16 @@ _MUXERS = {".mp4": "mp4", ".m4v": "mp4", ".mov": "mov"}
 # Pixel formats offered, with the multiple that width and height must have for that chroma subsampling.
 _SIZE_MULTIPLES = {"yuv420p": (2, 2), "yuv422p": (2, 1), "yuv444p": (1, 1)}
 _X264_PRESETS = ("ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow", "placebo")
-_AUDIO_BIT_RATE = 128_000
+_AUDIO_BIT_RATE = 128_000  # per channel
+_LAYOUTS = {1: "mono", 2: "stereo"}
 
 
 class VideoWriter:
     """Context manager writing uint8 RGB frames [n, H, W, 3] to an H.264 .mp4/.mov file.
 
-    size is (height, width), as in frame.shape[:2]. audio is None or (mono float32 waveform
-    in -1..1, sample_rate); samples outside -1..1 are clipped. The file appears under its
+    size is (height, width), as in frame.shape[:2]. audio is None or (float32 waveform in
+    -1..1, sample_rate), the waveform mono [samples] or [channels, samples] with 1 or 2
+    channels; samples outside -1..1 are clipped. The file appears under its
     name on `close()` (or leaving the `with` block normally); `abort()`, an exception in the
     block, or the writer being garbage-collected unclosed deletes everything written.
     """
@@ -63,6 +65,7 @@ class VideoWriter:
         muxer = _muxer(self.path)
         check_encoder_settings(crf, preset)
         self._waveform, self._sample_rate = _check_audio(audio) if audio is not None else (None, 0)
+        self._audio_layout = _LAYOUTS.get(len(self._waveform)) if self._waveform is not None else None
         self._audio_samples_written = 0
         self._pix_fmt = pix_fmt
 
@@ -152,8 +155,8 @@ class VideoWriter:
         return stream
 
     def _add_audio_stream(self) -> av.audio.stream.AudioStream:
-        stream = self._container.add_stream("aac", rate=self._sample_rate, layout="mono")
-        stream.bit_rate = _AUDIO_BIT_RATE
+        stream = self._container.add_stream("aac", rate=self._sample_rate, layout=self._audio_layout)
+        stream.bit_rate = _AUDIO_BIT_RATE * len(self._waveform)
         return stream
 
     def _write_audio_until(self, seconds: float | Fraction) -> None:
@@ -161,11 +164,12 @@ class VideoWriter:
         the video packets through the file instead of trailing them."""
         if self._waveform is None:
             return
-        end = len(self._waveform) if seconds == math.inf else min(len(self._waveform), round(seconds * self._sample_rate))
+        length = self._waveform.shape[1]
+        end = length if seconds == math.inf else min(length, round(seconds * self._sample_rate))
         if end <= self._audio_samples_written:
             return
-        samples = self._waveform[self._audio_samples_written:end]
-        frame = av.AudioFrame.from_ndarray(samples[None, :], format="flt", layout="mono")
+        samples = np.ascontiguousarray(self._waveform[:, self._audio_samples_written:end])
+        frame = av.AudioFrame.from_ndarray(samples, format="fltp", layout=self._audio_layout)
         frame.sample_rate = self._sample_rate
         frame.pts = self._audio_samples_written
         frame.time_base = Fraction(1, self._sample_rate)
@@ -219,14 +223,17 @@ def check_encoder_settings(crf: int, preset: str) -> None:
 
 
 def _check_audio(audio: tuple[np.ndarray, int]) -> tuple[np.ndarray, int]:
+    """(waveform [channels, samples] float32 clipped to -1..1, sample rate)."""
     try:
         waveform, sample_rate = audio
     except (TypeError, ValueError):
-        raise ResyncerInputError("audio must be (mono waveform, sample_rate) or None; pass e.g. (samples, 16000)") from None
+        raise ResyncerInputError("audio must be (waveform, sample_rate) or None; pass e.g. (samples, 16000)") from None
     waveform = np.asarray(waveform, dtype=np.float32)
-    if waveform.ndim != 1 or waveform.size == 0:
-        raise ResyncerInputError(f"audio waveform must be mono 1-D and non-empty, got shape {list(waveform.shape)}; "
-                                 "average the channels first or pass audio=None")
+    if waveform.ndim == 1:
+        waveform = waveform[None]
+    if waveform.ndim != 2 or len(waveform) not in _LAYOUTS or waveform.shape[1] == 0:
+        raise ResyncerInputError(f"audio waveform must be mono [samples] or [1 or 2 channels, samples] and non-empty, "
+                                 f"got shape {list(waveform.shape)}; downmix it to stereo or pass audio=None")
     if not np.isfinite(waveform).all():
         raise ResyncerInputError("audio waveform contains NaN or infinity; fix the audio before writing")
     supported_rates = av.Codec("aac", "w").audio_rates

@@ -1,13 +1,18 @@
 #!/usr/bin/env python3
 """Writes the shared workflows, UI format and API format, from one description per flow.
 
-    python workflows/build_workflows.py          # rewrite workflows/*.json
-    python workflows/build_workflows.py --check  # exit 1 if a committed file is out of date
+    python tools/build_workflows.py          # rewrite example_workflows/ and api_workflows/
+    python tools/build_workflows.py --check  # exit 1 if a committed file is out of date
 
 Each flow is described once below (nodes with their widget values, links by output name);
 both files are generated from that description and the node classes' INPUT_TYPES /
 RETURN_TYPES, so the UI graph (ComfyUI workflow schema 0.4: nodes, links, groups, config,
 extra, version) and the API graph ({"id": {"class_type", "inputs"}}) cannot drift apart.
+
+UI files go to example_workflows/ under a readable name (ComfyUI's template browser lists
+every .json there, titled by its file name) with a .jpg thumbnail of the graph beside each;
+API files go to api_workflows/ as <flow>_api.json, a folder the browser does not list (it
+reads example_workflows, example, examples, workflow and workflows).
 
 File names in the loaders are relative: ComfyUI looks them up in its input folder, the
 headless runner in its working folder; override them with `resyncer run-workflow ... --set
@@ -25,7 +30,13 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
 REPO = HERE.parent
+UI_FOLDER = REPO / "example_workflows"
+API_FOLDER = REPO / "api_workflows"
+THUMBNAIL_SIZE = (512, 288)
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
+# What ComfyUI's frontend (1.35) appends to widgets_values after a file combo's own widgets: the
+# video upload button's value; the audio player's and the audio upload button's.
+FRONTEND_UPLOAD_VALUES = {"video_upload": ["image"], "audio_upload": [None, None]}
 COLUMN_WIDTH = 400
 NODE_WIDTH = 320
 ROW_GAP = 40
@@ -77,7 +88,8 @@ class Node:
 
 @dataclass
 class Flow:
-    name: str
+    name: str          # API file: api_workflows/<name>_api.json
+    template: str      # UI file and template-browser title: example_workflows/<template>.json
     title: str
     description: str
     nodes: list[Node] = field(default_factory=list)
@@ -99,9 +111,9 @@ def _models(flow: Flow) -> tuple[Node, Node, Node]:
     return wav2vec2, syncformer, generator
 
 
-def _finish(flow: Flow, target: Node, track: Node, meshes: Output, generator: Output, audio: Output,
+def _finish(flow: Flow, target: Node, frames: Node, track: Node, meshes: Output, generator: Output, audio: Output,
             mask_mode: str = "mouth", identity: Node | None = None, prefix: str = "ReSyncer/lipsync") -> None:
-    overlay = flow.add("ReSyncerMeshOverlay", "Mesh Overlay", "generate", images=target["images"],
+    overlay = flow.add("ReSyncerMeshOverlay", "Mesh Overlay", "generate", images=frames["images"],
                        face_track=track["face_track"], meshes=meshes, mask_mode=mask_mode)
     if identity is None:
         crops = flow.add("ReSyncerGenerator", "ReSync Generator", "generate", generator=generator,
@@ -112,25 +124,28 @@ def _finish(flow: Flow, target: Node, track: Node, meshes: Output, generator: Ou
                          identity=identity["identity"], overlaid_crops=overlay["overlaid_crops"],
                          reference_crops=track["aligned_crops"], batch_size=8, mask=overlay["mask"],
                          precision="fp32")
-    blend = flow.add("ReSyncerBlend", "Blend", "output", images=target["images"], crops=crops["crops"],
+    blend = flow.add("ReSyncerBlend", "Blend", "output", images=frames["images"], crops=crops["crops"],
                      face_track=track["face_track"], mask=overlay["mask"], feather=8)
     flow.add("ReSyncerSaveVideo", "Save Video", "output", images=blend["images"], fps=target["fps"],
              filename_prefix=prefix, crf=18, audio=audio)
 
 
-def _target_and_speech(flow: Flow) -> tuple[Node, Node, Node]:
+def _target_and_speech(flow: Flow) -> tuple[Node, Node, Node, Node]:
+    """Target video and speech, made the same length (Fit Length), and the target's face track."""
     target = flow.add("ReSyncerLoadVideo", "Target video", "inputs", video="target.mp4", start_frame=0, frame_limit=0)
-    speech = flow.add("ReSyncerLoadAudio", "Speech", "inputs", audio_file="speech.wav", start_seconds=0.0,
+    speech = flow.add("ReSyncerLoadAudio", "Speech", "inputs", audio="speech.wav", start_seconds=0.0,
                       duration_seconds=0.0)
-    track = flow.add("ReSyncerTrackFace", "Track target face", "face", images=target["images"], fps=target["fps"],
+    frames = flow.add("ReSyncerFitLength", "Fit Length", "inputs", images=target["images"], fps=target["fps"],
+                      long_audio="pingpong", short_audio="trim", audio=speech["audio"])
+    track = flow.add("ReSyncerTrackFace", "Track target face", "face", images=frames["images"], fps=target["fps"],
                      smoothing=0.5, device="auto", **FOLLOW_LARGEST_FACE)
-    return target, speech, track
+    return target, frames, track, speech
 
 
-def _audio_meshes(flow: Flow, speech: Node, target: Node, track: Node, style: Node, wav2vec2: Node, syncformer: Node,
-                  identity: Node | None = None) -> Node:
-    features = flow.add("ReSyncerAudioFeatures", "Audio → Wav2Vec2 Features", "audio", audio=speech["audio"],
-                        audio_encoder=wav2vec2["audio_encoder"], fps=target["fps"], frame_count=target["frame_count"])
+def _audio_meshes(flow: Flow, frames: Node, target: Node, track: Node, style: Node, wav2vec2: Node,
+                  syncformer: Node, identity: Node | None = None) -> Node:
+    features = flow.add("ReSyncerAudioFeatures", "Audio → Wav2Vec2 Features", "audio", audio=frames["audio"],
+                        audio_encoder=wav2vec2["audio_encoder"], fps=target["fps"], frame_count=frames["frame_count"])
     values = {"syncformer": syncformer["syncformer"], "audio_features": features["audio_features"],
               "style": style["style"], "face_track": track["face_track"]}
     if identity is not None:
@@ -139,40 +154,44 @@ def _audio_meshes(flow: Flow, speech: Node, target: Node, track: Node, style: No
 
 
 def lipsync() -> Flow:
-    flow = Flow("lipsync", "ReSyncer: audio-driven lip-sync",
+    flow = Flow("lipsync", "ReSyncer lip-sync", "ReSyncer: audio-driven lip-sync",
                 "Re-animates the mouth of the target video to new speech, in the target's own speaking style.")
-    target, speech, track = _target_and_speech(flow)
+    target, frames, track, speech = _target_and_speech(flow)
     wav2vec2, syncformer, generator = _models(flow)
     style = flow.add("ReSyncerStyleReference", "Style Reference (own)", "audio", face_track=track["face_track"],
                      start=-1, length=90)
-    meshes = _audio_meshes(flow, speech, target, track, style, wav2vec2, syncformer)
-    _finish(flow, target, track, meshes["meshes"], generator["generator"], speech["audio"])
+    meshes = _audio_meshes(flow, frames, target, track, style, wav2vec2, syncformer)
+    _finish(flow, target, frames, track, meshes["meshes"], generator["generator"], frames["audio"])
     return flow
 
 
 def style_transfer() -> Flow:
-    flow = Flow("lipsync_style_transfer", "ReSyncer: lip-sync with speaking-style transfer",
+    flow = Flow("lipsync_style_transfer", "ReSyncer style transfer",
+                "ReSyncer: lip-sync with speaking-style transfer",
                 "Lip-syncs the target to new speech in the speaking style of another person's video.")
-    target, speech, track = _target_and_speech(flow)
+    target, frames, track, speech = _target_and_speech(flow)
     wav2vec2, syncformer, generator = _models(flow)
     reference = flow.add("ReSyncerLoadVideo", "Style video", "inputs", video="style.mp4", start_frame=0, frame_limit=0)
     reference_track = flow.add("ReSyncerTrackFace", "Track style face", "face", images=reference["images"],
                                fps=reference["fps"], smoothing=0.5, device="auto", **FOLLOW_LARGEST_FACE)
     style = flow.add("ReSyncerStyleReference", "Style Reference (other person)", "audio",
                      face_track=reference_track["face_track"], start=-1, length=90)
-    meshes = _audio_meshes(flow, speech, target, track, style, wav2vec2, syncformer)
-    _finish(flow, target, track, meshes["meshes"], generator["generator"], speech["audio"],
+    meshes = _audio_meshes(flow, frames, target, track, style, wav2vec2, syncformer)
+    _finish(flow, target, frames, track, meshes["meshes"], generator["generator"], frames["audio"],
             prefix="ReSyncer/style_transfer")
     return flow
 
 
 def video_driven() -> Flow:
-    flow = Flow("video_driven", "ReSyncer: video-driven lip-sync",
+    flow = Flow("video_driven", "ReSyncer video-driven", "ReSyncer: video-driven lip-sync",
                 "Moves the mouth of the target video like the driver video's (its expressions on the target's face "
                 "shape), with the driver's soundtrack.")
     target = flow.add("ReSyncerLoadVideo", "Target video", "inputs", video="target.mp4", start_frame=0, frame_limit=0)
     driver = flow.add("ReSyncerLoadVideo", "Driver video", "inputs", video="driver.mp4", start_frame=0, frame_limit=0)
-    track = flow.add("ReSyncerTrackFace", "Track target face", "face", images=target["images"], fps=target["fps"],
+    frames = flow.add("ReSyncerFitLength", "Fit Length", "inputs", images=target["images"], fps=target["fps"],
+                      long_audio="pingpong", short_audio="trim", audio=driver["audio"],
+                      driving_frames=driver["frame_count"])
+    track = flow.add("ReSyncerTrackFace", "Track target face", "face", images=frames["images"], fps=target["fps"],
                      smoothing=0.5, device="auto", **FOLLOW_LARGEST_FACE)
     driver_track = flow.add("ReSyncerTrackFace", "Track driver face", "face", images=driver["images"],
                             fps=driver["fps"], smoothing=0.5, device="auto", **FOLLOW_LARGEST_FACE)
@@ -180,44 +199,63 @@ def video_driven() -> Flow:
                          device="auto")
     meshes = flow.add("ReSyncerMeshesFromVideo", "Meshes From Video", "meshes", driver_track=driver_track["face_track"],
                       target_track=track["face_track"])
-    _finish(flow, target, track, meshes["meshes"], generator["generator"], driver["audio"],
+    _finish(flow, target, frames, track, meshes["meshes"], generator["generator"], frames["audio"],
             prefix="ReSyncer/video_driven")
     return flow
 
 
 def face_swap() -> Flow:
-    flow = Flow("face_swap_lipsync", "ReSyncer: face swap + lip-sync",
+    flow = Flow("face_swap_lipsync", "ReSyncer face swap", "ReSyncer: face swap + lip-sync",
                 "Puts the source person's face into the target video and lip-syncs it to new speech.")
-    target, speech, track = _target_and_speech(flow)
+    target, frames, track, speech = _target_and_speech(flow)
     wav2vec2, syncformer, generator = _models(flow)
     source = flow.add("ReSyncerLoadVideo", "Source face", "inputs", video="source_face.mp4", start_frame=0,
                       frame_limit=25)
     identity = flow.add("ReSyncerFaceIdentity", "Face Identity", "face", images=source["images"], fps=source["fps"])
     style = flow.add("ReSyncerStyleReference", "Style Reference (own)", "audio", face_track=track["face_track"],
                      start=-1, length=90)
-    meshes = _audio_meshes(flow, speech, target, track, style, wav2vec2, syncformer, identity=identity)
-    _finish(flow, target, track, meshes["meshes"], generator["generator"], speech["audio"], mask_mode="face",
+    meshes = _audio_meshes(flow, frames, target, track, style, wav2vec2, syncformer, identity=identity)
+    _finish(flow, target, frames, track, meshes["meshes"], generator["generator"], frames["audio"], mask_mode="face",
             identity=identity, prefix="ReSyncer/face_swap")
     return flow
 
 
+# A few minutes on a CPU with small models; raise it (the paper: minutes on a GPU) for real footage.
+PERSONALIZE_STEPS = 20
+
+
 def personalize() -> Flow:
-    flow = Flow("personalize_lipsync", "ReSyncer: personalize, then lip-sync",
+    flow = Flow("personalize_lipsync", "ReSyncer personalize", "ReSyncer: personalize, then lip-sync",
                 "Fine-tunes the generator on the target video's own frames first, then lip-syncs it to new speech.")
-    target, speech, track = _target_and_speech(flow)
+    target, frames, track, speech = _target_and_speech(flow)
     wav2vec2, syncformer, generator = _models(flow)
     tuned = flow.add("ReSyncerPersonalize", "Personalize", "generate", generator=generator["generator"],
-                     images=target["images"], face_track=track["face_track"], steps=200, lr=1e-3, batch_size=4,
-                     discriminator="discriminator.safetensors", vgg19="vgg19.safetensors", seed=0, save_as="",
-                     w_plus=False)
+                     images=frames["images"], face_track=track["face_track"], steps=PERSONALIZE_STEPS, lr=1e-3,
+                     batch_size=4, discriminator="discriminator.safetensors", vgg19="vgg19.safetensors", seed=0,
+                     save_as="", w_plus=False)
     style = flow.add("ReSyncerStyleReference", "Style Reference (own)", "audio", face_track=track["face_track"],
                      start=-1, length=90)
-    meshes = _audio_meshes(flow, speech, target, track, style, wav2vec2, syncformer)
-    _finish(flow, target, track, meshes["meshes"], tuned["generator"], speech["audio"], prefix="ReSyncer/personalized")
+    meshes = _audio_meshes(flow, frames, target, track, style, wav2vec2, syncformer)
+    _finish(flow, target, frames, track, meshes["meshes"], tuned["generator"], frames["audio"],
+            prefix="ReSyncer/personalized")
     return flow
 
 
-FLOWS = (lipsync, style_transfer, video_driven, face_swap, personalize)
+def streaming() -> Flow:
+    flow = Flow("lipsync_streaming", "ReSyncer streaming lip-sync",
+                "ReSyncer: lip-sync a long video (streaming)",
+                "The whole lip-sync in one node that streams a few frames at a time, so minutes of 1080p fit in "
+                "memory. Switch its mode to video-driven or swap for the other pipelines.")
+    wav2vec2, syncformer, generator = _models(flow)
+    lipsync = flow.add("ReSyncerLipSyncStreaming", "Lip-sync (streaming)", "generate", generator=generator["generator"],
+                       mode="audio", long_audio="pingpong", short_audio="trim", batch_size=8, chunk_frames=8, crf=18,
+                       video_file="target.mp4", audio_file="speech.wav", syncformer=syncformer["syncformer"],
+                       audio_encoder=wav2vec2["audio_encoder"])
+    flow.add("ReSyncerSaveVideo", "Save Video", "output", video=lipsync["video"], filename_prefix="ReSyncer/streaming")
+    return flow
+
+
+FLOWS = (lipsync, style_transfer, video_driven, face_swap, personalize, streaming)
 
 
 # ------------------------------------------------------------------------------ generation
@@ -268,7 +306,7 @@ def build_api(flow: Flow, registry: dict[str, type]) -> dict:
                 inputs[name] = [str(value.node.id), _output_index(registry, value)[0]]
             elif name in node.values:
                 inputs[name] = value
-            elif is_widget(kind) and category == "required":
+            elif is_widget(kind):  # as the frontend's Export (API): every widget, optional ones too
                 inputs[name] = options.get("default", kind[0] if isinstance(kind, (list, tuple)) else None)
         api[str(node.id)] = {"class_type": node.class_type, "inputs": inputs, "_meta": {"title": node.title}}
     return api
@@ -316,6 +354,10 @@ def build_ui(flow: Flow, registry: dict[str, type]) -> dict:
                 if category == "optional":
                     entry["shape"] = 7  # LiteGraph's hollow dot for optional sockets
                 inputs.append(entry)
+        for name, kind, options, category in input_specs(node_class):
+            for flag, extra in FRONTEND_UPLOAD_VALUES.items():
+                if options.get(flag):
+                    widgets_values += extra
         names = list(getattr(node_class, "RETURN_NAMES", None) or node_class.RETURN_TYPES)
         outputs = [{"name": n, "type": t, "links": [], "slot_index": i}
                    for i, (n, t) in enumerate(zip(names, node_class.RETURN_TYPES))]
@@ -374,35 +416,84 @@ def build_ui(flow: Flow, registry: dict[str, type]) -> dict:
     }
 
 
-def render(registry: dict[str, type] | None = None) -> dict[str, str]:
-    """{file name: JSON text} of every workflow."""
+def render(registry: dict[str, type] | None = None) -> dict[Path, str]:
+    """{path: JSON text} of every workflow, UI and API."""
     registry = registry or load_registry()
     files = {}
     for make in FLOWS:
         flow = make()
         _check(flow, registry)
-        files[f"{flow.name}.json"] = json.dumps(build_ui(flow, registry), indent=2) + "\n"
-        files[f"{flow.name}_api.json"] = json.dumps(build_api(flow, registry), indent=2) + "\n"
+        files[UI_FOLDER / f"{flow.template}.json"] = json.dumps(build_ui(flow, registry), indent=2) + "\n"
+        files[API_FOLDER / f"{flow.name}_api.json"] = json.dumps(build_api(flow, registry), indent=2) + "\n"
     return files
+
+
+def draw_thumbnail(ui: dict, path: Path) -> None:
+    """A picture of the graph for the template browser: every node a box in its group's colour,
+    links as lines, the workflow's name on top."""
+    from PIL import Image, ImageDraw
+
+    width, height = THUMBNAIL_SIZE
+    image = Image.new("RGB", THUMBNAIL_SIZE, "#202020")
+    draw = ImageDraw.Draw(image)
+    boxes = {node["id"]: (*node["pos"], *node["size"]) for node in ui["nodes"]}
+    left = min(x for x, _, _, _ in boxes.values())
+    top = min(y for _, y, _, _ in boxes.values())
+    right = max(x + w for x, _, w, _ in boxes.values())
+    bottom = max(y + h for _, y, _, h in boxes.values())
+    banner = 44
+    scale = min((width - 24) / (right - left), (height - banner - 16) / (bottom - top))
+
+    def place(x: float, y: float) -> tuple[float, float]:
+        return 12 + (x - left) * scale, banner + 4 + (y - top) * scale
+
+    colours = {}
+    for group in ui["groups"]:
+        gx, gy, gw, gh = group["bounding"]
+        for node_id, (x, y, _, _) in boxes.items():
+            if gx <= x <= gx + gw and gy <= y <= gy + gh:
+                colours[node_id] = group["color"]
+    for _, source, _, target, _, _ in ui["links"]:
+        sx, sy, sw, sh = boxes[source]
+        tx, ty, _, th = boxes[target]
+        draw.line([place(sx + sw, sy + sh / 2), place(tx, ty + th / 2)], fill="#8a8a8a", width=2)
+    for node_id, (x, y, w, h) in boxes.items():
+        x0, y0 = place(x, y)
+        x1, y1 = place(x + w, y + h)
+        draw.rounded_rectangle([x0, y0, x1, y1], radius=4, fill=colours.get(node_id, "#555"), outline="#dddddd")
+    draw.rectangle([0, 0, width, banner], fill="#2d7ff9")
+    draw.text((12, 8), ui["extra"]["info"]["name"], fill="white", font_size=18)
+    draw.text((12, 28), "ReSyncer node pack", fill="#dfe9ff", font_size=11)
+    image.save(path, quality=88)
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--check", action="store_true", help="only check that the committed files are up to date")
     args = parser.parse_args(argv)
-    stale = []
-    for name, text in render().items():
-        path = HERE / name
-        if path.is_file() and path.read_text(encoding="utf-8") == text:
-            continue
-        stale.append(name)
-        if not args.check:
-            path.write_text(text, encoding="utf-8")
-    if args.check and stale:
-        print(f"out of date: {', '.join(stale)}; run python workflows/build_workflows.py", file=sys.stderr)
-        return 1
-    if not args.check:
-        print(f"wrote {len(stale)} file(s)" if stale else "all workflows up to date")
+    files = render()
+    stale = [path for path, text in files.items()
+             if not path.is_file() or path.read_text(encoding="utf-8") != text]
+    stale += [path.with_suffix(".jpg") for path in files if path.parent == UI_FOLDER
+              and (path in stale or not path.with_suffix(".jpg").is_file())]
+    leftovers = [path for folder in (UI_FOLDER, API_FOLDER) for path in sorted(folder.glob("*.json"))
+                 if path not in files]
+    if args.check:
+        if stale or leftovers:
+            names = ", ".join(str(p.relative_to(REPO)) for p in stale + leftovers)
+            print(f"out of date: {names}; run python tools/build_workflows.py", file=sys.stderr)
+            return 1
+        return 0
+    for path in leftovers:
+        path.unlink()
+        path.with_suffix(".jpg").unlink(missing_ok=True)
+    for path in stale:
+        path.parent.mkdir(exist_ok=True)
+        if path.suffix == ".jpg":
+            draw_thumbnail(json.loads(files[path.with_suffix(".json")]), path)
+        else:
+            path.write_text(files[path], encoding="utf-8")
+    print(f"wrote {len(stale)} file(s)" if stale else "all workflows up to date")
     return 0
 
 
