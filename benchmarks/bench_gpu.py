@@ -40,7 +40,7 @@ def _synchronize(device: torch.device) -> None:
 def prepare_inputs(work: Path, preset: str, seconds: float, height: int) -> tuple[Path, Path, Path]:
     from resyncer_core.models.presets import init_models
     from resyncer_core.synth import synthetic_speech, write_synthetic_clip
-    from resyncer_core.synth.make_demo import write_wav
+    from resyncer_core.synth.clip_file import write_wav
 
     models = work / f"models_{preset}"
     if not (models / "generator.safetensors").exists():

@@ -19,13 +19,13 @@ def test_bundled_target_video_is_a_small_silent_4s_clip():
     assert (DEMO / "target.mp4").stat().st_size < 1_000_000
 
 
-def test_bundled_speech_is_4s_of_16khz_mono():
+def test_bundled_speech_is_the_6s_librivox_reading_at_16khz_mono():
     with wave.open(str(DEMO / "speech.wav")) as file:
-        assert (file.getnchannels(), file.getframerate(), file.getnframes()) == (1, 16000, 64000)
+        assert (file.getnchannels(), file.getframerate(), file.getnframes()) == (1, 16000, 96800)
 
 
 @pytest.mark.slow
-def test_make_demo_regenerates_both_files(tmp_path, capsys):
+def test_make_demo_regenerates_the_video(tmp_path, capsys):
     assert main([str(tmp_path)]) == 0
-    assert sorted(p.name for p in tmp_path.iterdir()) == ["speech.wav", "target.mp4"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["target.mp4"]
     assert probe_video(tmp_path / "target.mp4").frame_count == 100

@@ -415,7 +415,8 @@ class GraphExecutor:
                     return []
                 continue
             if name in inputs:
-                values[name], _ = _convert_widget(spec, inputs[name])
+                # The node judges these names itself (a file combo also takes typed paths).
+                values[name], _ = _convert_widget(spec, inputs[name], check_choices=False)
             elif self._has_default(spec):
                 values[name] = self._default(spec)
         try:

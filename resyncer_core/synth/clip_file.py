@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import os
+import wave
 from pathlib import Path
 
+import numpy as np
+
 from ..video.frame_rate import FrameRate, as_frame_rate
+from ..video.partial_file import partial_file
 from ..video.writer import VideoWriter
 from .speech import synthetic_speech
 from .speech_plan import SpeechPlan
@@ -30,3 +34,14 @@ def write_synthetic_clip(path: str | os.PathLike, seconds: float, fps: FrameRate
         for chunk in iter_synthetic_talking_clip(frame_count, frame_rate, size, seed, motion, plan):
             writer.write(chunk)
     return writer.path
+
+
+def write_wav(path: str | os.PathLike, waveform: np.ndarray, sample_rate: int = SPEECH_SAMPLE_RATE) -> Path:
+    """Mono 16-bit PCM WAV of a float waveform in -1..1, written atomically."""
+    samples = np.rint(np.clip(waveform, -1.0, 1.0) * 32767).astype("<i2")
+    with partial_file(Path(path)) as temp_path, wave.open(str(temp_path), "wb") as file:
+        file.setnchannels(1)
+        file.setsampwidth(2)
+        file.setframerate(sample_rate)
+        file.writeframes(samples.tobytes())
+    return Path(path)
