@@ -40,7 +40,7 @@ def peak_rss_mb() -> float:
 def prepare_inputs(work: Path, presets: list[str], seconds: list[float]) -> None:
     from resyncer_core.models.presets import init_models
     from resyncer_core.synth import synthetic_speech, write_synthetic_clip
-    from resyncer_core.synth.make_demo import write_wav
+    from resyncer_core.synth.clip_file import write_wav
 
     for preset in presets:
         if not (work / preset / "generator.safetensors").exists():

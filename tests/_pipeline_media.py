@@ -11,7 +11,7 @@ import numpy as np
 
 from resyncer_core.models.presets import init_models
 from resyncer_core.synth import synthetic_speech, write_synthetic_clip
-from resyncer_core.synth.make_demo import write_wav
+from resyncer_core.synth.clip_file import write_wav
 from resyncer_core.video import VideoWriter
 
 SMALL_SIZE = (240, 320)  # (height, width): a face the tracker finds, cheap to render and encode

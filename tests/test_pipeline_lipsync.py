@@ -126,7 +126,7 @@ def test_output_audio_keeps_the_driving_audios_own_sample_rate(tmp_path_factory,
     import av
 
     from resyncer_core.synth import synthetic_speech
-    from resyncer_core.synth.make_demo import write_wav
+    from resyncer_core.synth.clip_file import write_wav
 
     video = talking_clip(tmp_path_factory, 1.2)
     audio = write_wav(tmp_path / "speech44k.wav", synthetic_speech(1.2, 44100, 1), 44100)

@@ -24,7 +24,10 @@ import multiprocessing
 import os
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
+
+import torch
 
 from resyncer_core.errors import ResyncerInputError
 from resyncer_core.synth.speech_corpus import CorpusPlan, available_voice_kinds, load_sentences, make_clip
@@ -50,7 +53,22 @@ def parse_voice_weights(text: str) -> dict[str, float]:
 def _init_worker(sentences: list[str]) -> None:
     global _SENTENCES
     _SENTENCES = sentences
-    os.environ.setdefault("OMP_NUM_THREADS", "1")
+    # A forked child that enters an OpenMP parallel region its parent had started hangs; one
+    # torch thread per worker never enters one (and the workers are the parallelism here).
+    torch.set_num_threads(1)
+
+
+@contextmanager
+def _clip_makers(workers: int, sentences: list[str]):
+    """imap over `workers` forked processes, or this process's own map for one worker (no fork
+    at all: the caller may already run torch's thread pool)."""
+    if workers == 1:
+        global _SENTENCES
+        _SENTENCES = sentences
+        yield map
+        return
+    with multiprocessing.get_context("fork").Pool(workers, initializer=_init_worker, initargs=(sentences,)) as pool:
+        yield pool.imap
 
 
 def _make(job: tuple[CorpusPlan, int]):
@@ -67,15 +85,14 @@ def write_split(plan: CorpusPlan, out: Path, hours: float, workers: int) -> tupl
     target = hours * 3600.0
     started, made, index = time.monotonic(), 0, 0
     batch = max(1, 4 * workers)
-    context = multiprocessing.get_context("fork")
-    with context.Pool(workers, initializer=_init_worker, initargs=(sentences,)) as pool:
+    with _clip_makers(workers, sentences) as clip_map:
         while seconds < target:
             jobs = []
             while len(jobs) < batch:
                 if plan.clip_id(index) not in done:
                     jobs.append((plan, index))
                 index += 1
-            for clip in pool.imap(_make, jobs):
+            for clip in clip_map(_make, jobs):
                 if seconds >= target:
                     break
                 write_clip(out, clip.clip_id, ClipArrays(canonical=clip.canonical, template=clip.template), clip.waveform,

@@ -119,23 +119,13 @@ def _add_stage1_parser(stages) -> None:
 
 
 def _run_stage1(args) -> int:
-    from .distributed import setup_distributed, shutdown_distributed
     from .stage1 import Stage1Config, train_stage1
 
     config = Stage1Config(data=str(args.data), preset=args.preset, audio_encoder=args.audio_encoder, lr=args.lr,
                           window=args.window, style_frames=args.style_frames, dropout=args.dropout,
                           ema_decay=args.ema_decay, validation_clips=args.validation_clips,
                           loop=loop_config_from(args))
-    context = setup_distributed(args.device)
-    try:
-        result = train_stage1(config, args.output, context, resume=args.resume, log=print if context.is_main else None)
-    finally:
-        shutdown_distributed()
-    if context.is_main:
-        loss = result.last_metrics.get("loss")
-        print(f"stage1: step {result.step}" + (f", loss {loss:.5g}" if loss is not None else "")
-              + "".join(f", {name} {value:.5g}" for name, value in result.validation.items()))
-    return 0
+    return _run_distributed(train_stage1, config, args)
 
 
 def _add_image_arguments(parser, defaults) -> None:
@@ -164,6 +154,8 @@ def _image_fields(args) -> dict:
 
 
 def _run_distributed(train, config, args) -> int:
+    """Runs a stage's train function on this process (one rank under torchrun) and prints its
+    final step, loss and validation on rank 0."""
     from .distributed import setup_distributed, shutdown_distributed
 
     context = setup_distributed(args.device)
