@@ -34,7 +34,8 @@ def test_models_come_from_the_runner_folder_then_the_environment(adapter, monkey
     assert adapter.list_wav2vec2_models() == ["whisper (shipped)", "mel"]
     with context.scoped(models_dir=models):
         assert adapter.list_checkpoints("generator") == ["generator.safetensors"]
-        assert adapter.list_checkpoints("syncformer") == ["syncformer.safetensors"]
+        # The folder's own first, then the shipped Style-SyncFormer.
+        assert adapter.list_checkpoints("syncformer") == ["syncformer.safetensors", "syncformer.safetensors (shipped)"]
         assert "vgg19.safetensors" in adapter.list_checkpoints()
         assert adapter.list_wav2vec2_models() == ["wav2vec2", "whisper (shipped)", "mel"]
         assert adapter.resolve_model("wav2vec2", "wav2vec2") == models / "wav2vec2"
@@ -56,7 +57,7 @@ def test_models_come_from_comfyui_folders_when_present(adapter, monkeypatch, tmp
     shutil.copytree(models / "wav2vec2", tmp_path / "models" / "wav2vec2" / "tiny-w2v")
     (tmp_path / "models" / "resyncer" / "notes.txt").write_text("not a model")
     assert adapter.list_checkpoints("generator") == ["sub/mine.safetensors"]
-    assert adapter.list_checkpoints("syncformer") == ["syncformer.safetensors"]
+    assert adapter.list_checkpoints("syncformer") == ["syncformer.safetensors", "syncformer.safetensors (shipped)"]
     assert adapter.list_wav2vec2_models() == ["tiny-w2v", "whisper (shipped)", "mel"]
     pack = load_pack_as_comfyui()
     combo = pack.nodes.ALL_NODE_CLASSES["ReSyncerLoadGenerator"].INPUT_TYPES()["required"]["model"][0]
