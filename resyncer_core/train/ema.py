@@ -10,6 +10,13 @@ import torch
 from ..errors import ResyncerInputError
 
 
+def check_ema_decay(decay: float) -> None:
+    """Refuses an EMA decay outside [0, 1) (0 means no averaging); stage configs check theirs
+    with it before any work starts."""
+    if not 0.0 <= decay < 1.0:
+        raise ResyncerInputError(f"EMA decay must be in [0, 1), got {decay}")
+
+
 class ModelEMA(torch.nn.Module):
     """Holds `average`, a frozen copy of a model whose floating-point tensors follow
     average ← decay·average + (1 − decay)·model after every `update`; integer buffers are copied.
@@ -17,8 +24,7 @@ class ModelEMA(torch.nn.Module):
 
     def __init__(self, model: torch.nn.Module, decay: float):
         super().__init__()
-        if not 0.0 <= decay < 1.0:
-            raise ResyncerInputError(f"EMA decay must be in [0, 1), got {decay}")
+        check_ema_decay(decay)
         self.decay = float(decay)
         self.average = copy.deepcopy(model).eval().requires_grad_(False)
 

@@ -38,10 +38,9 @@ from ..metrics.image import psnr, ssim
 from ..metrics.landmarks import aperture_sync, landmark_distance, mesh_aperture, track_crops
 from ..metrics.mesh import lip_vertex_error
 from ..metrics.sync import sync_scores
-from ..models.checkpoint import load_checkpoint
+from ..models.checkpoint import is_random_initialised, load_checkpoint
 from ..models.presets import MODEL_FILES
 from ..stages.functions import predict_meshes
-from ..models.checkpoint import is_random_initialised
 from ..stages.model_files import load_identity_network, resolve_device, trained_audio_encoder_spec
 from .crop_dataset import CropDataset
 from .dataset import AUDIO_FILE, DATASET_FPS, cache_features, load_clip_arrays, load_features, read_index, read_wav

@@ -87,6 +87,12 @@ def check_loop_split(loop: LoopConfig, context: DistributedContext) -> None:
     micro_batches(np.arange(loop.batch_size // context.world_size), loop.grad_accum)
 
 
+def check_learning_rate(lr: float) -> None:
+    """Refuses a learning rate that is not positive (every stage's and personalize's config)."""
+    if not lr > 0:
+        raise ResyncerInputError(f"learning rate must be positive, got {lr}")
+
+
 def seed_everything(seed: int) -> None:
     """Seeds torch, numpy and python's random generators."""
     random.seed(seed)

@@ -51,6 +51,7 @@ from .generator_training import (
     generator_loss,
     reference_indices,
 )
+from .loop import check_learning_rate
 
 _PREPARE_CHUNK_FRAMES = 16
 
@@ -75,8 +76,7 @@ class PersonalizeConfig:
         if self.steps < 1 or self.batch_size < 1 or self.max_frames < 1:
             raise ResyncerInputError(f"personalize needs steps, batch size and max frames of at least 1, got "
                                      f"{self.steps}, {self.batch_size} and {self.max_frames}")
-        if not self.lr > 0:
-            raise ResyncerInputError(f"learning rate must be positive, got {self.lr}")
+        check_learning_rate(self.lr)
         if self.w_plus_weight < 0 or self.w_offset_hidden < 1:
             raise ResyncerInputError(f"W+ needs a weight of 0 or more and an MLP width of at least 1, got "
                                      f"{self.w_plus_weight} and {self.w_offset_hidden}")

@@ -50,8 +50,8 @@ from .dataset import (
     read_index,
 )
 from .distributed import DistributedContext, accumulated_backward, sample_rng, wrap_model
-from .ema import ModelEMA
-from .loop import Log, LoopConfig, TrainingResult, check_loop_split, run_training, seed_everything
+from .ema import ModelEMA, check_ema_decay
+from .loop import Log, LoopConfig, TrainingResult, check_learning_rate, check_loop_split, run_training, seed_everything
 from .mesh_losses import syncformer_loss
 
 SYNCFORMER_FILE = "syncformer.safetensors"
@@ -80,10 +80,8 @@ class Stage1Config:
         if self.window < 2 or self.style_frames < 1:
             raise ResyncerInputError(f"stage 1 needs a window of at least 2 frames and a style reference of at least "
                                      f"1, got {self.window} and {self.style_frames}")
-        if not self.lr > 0:
-            raise ResyncerInputError(f"learning rate must be positive, got {self.lr}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ResyncerInputError(f"EMA decay must be in [0, 1), got {self.ema_decay}")
+        check_learning_rate(self.lr)
+        check_ema_decay(self.ema_decay)
 
 
 def normalised_encoder_spec(spec: str | os.PathLike) -> str:

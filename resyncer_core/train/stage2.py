@@ -37,7 +37,7 @@ from ..stages.model_files import load_perceptual_network, trained_audio_encoder_
 from .crop_dataset import DEFAULT_CACHED_CLIPS, CropDataset, ImageBatch
 from .dataset import read_index
 from .distributed import DistributedContext, accumulated_backward, sample_rng, unwrap_model, wrap_model
-from .ema import ModelEMA
+from .ema import ModelEMA, check_ema_decay
 from .generator_training import (
     R1_GAMMA,
     R1_INTERVAL,
@@ -47,7 +47,7 @@ from .generator_training import (
     generator_loss,
     write_sample_grid,
 )
-from .loop import Log, LoopConfig, TrainingResult, run_training, seed_everything
+from .loop import Log, LoopConfig, TrainingResult, check_learning_rate, run_training, seed_everything
 from .stage1 import TRAINING_CONFIG_KEY, split_clips
 
 GENERATOR_FILE = "generator.safetensors"
@@ -81,10 +81,8 @@ class Stage2Config:
     loop: LoopConfig = field(default_factory=LoopConfig)
 
     def __post_init__(self) -> None:
-        if not self.lr > 0:
-            raise ResyncerInputError(f"learning rate must be positive, got {self.lr}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ResyncerInputError(f"EMA decay must be in [0, 1), got {self.ema_decay}")
+        check_learning_rate(self.lr)
+        check_ema_decay(self.ema_decay)
         if self.predicted_meshes_from is not None and not self.syncformer:
             raise ResyncerInputError("--predicted-meshes-from needs --syncformer (a stage-1 syncformer.safetensors)")
         if self.sample_every < 1 or self.r1_interval < 1 or self.reference_window < 1:

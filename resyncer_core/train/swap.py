@@ -31,9 +31,10 @@ from ..models.checkpoint import load_checkpoint
 from ..stages.model_files import load_identity_network
 from .crop_dataset import DEFAULT_CACHED_CLIPS, ImageBatch
 from .distributed import DistributedContext, accumulated_backward, wrap_model
+from .ema import check_ema_decay
 from .generator_training import REFERENCE_WINDOW, crops_from_uint8, generator_loss
 from .image_losses import feature_matching_loss, identity_loss
-from .loop import Log, LoopConfig, TrainingResult, run_training, seed_everything
+from .loop import Log, LoopConfig, TrainingResult, check_learning_rate, run_training, seed_everything
 from .stage2 import DISCRIMINATOR_FILE, SAMPLE_ROWS, ImageStage, _read_dataset
 
 
@@ -56,10 +57,8 @@ class SwapConfig:
     loop: LoopConfig = field(default_factory=LoopConfig)
 
     def __post_init__(self) -> None:
-        if not self.lr > 0:
-            raise ResyncerInputError(f"learning rate must be positive, got {self.lr}")
-        if not 0.0 <= self.ema_decay < 1.0:
-            raise ResyncerInputError(f"EMA decay must be in [0, 1), got {self.ema_decay}")
+        check_learning_rate(self.lr)
+        check_ema_decay(self.ema_decay)
 
 
 class BothStreams(nn.Module):
