@@ -111,22 +111,28 @@ class ReSyncerGenerator:
 
     def generate(self, generator, overlaid_crops, reference_crops, batch_size=8, mask=None, precision="fp32",
                  face_track=None, meshes=None, unique_id=None):
-        from resyncer_core.models.checkpoint import is_random_initialised
+        from pathlib import Path
+
+        import torch
+
+        from resyncer_core.stages.face_identity import evenly_spaced
         from resyncer_core.stages.functions import generate_crops
+        from resyncer_core.stages.warping import warp_reason
 
         from .mesh_warp import warp_face_crops
 
         handle = require_handle(generator, KIND, "generator")
-        if is_random_initialised(handle.source):
+        crops = crop_inputs(overlaid_crops=overlaid_crops, reference_crops=reference_crops)
+        references = crops["reference_crops"]
+        reason = warp_reason(Path(handle.source), lambda: references[torch.from_numpy(evenly_spaced(len(references)))])
+        if reason is not None:
             if face_track is not None and meshes is not None:
-                LOG.warning("ReSyncer: %s is a random initialisation (untrained); rendering with the mesh warp instead",
-                            handle.source)
+                LOG.warning("ReSyncer: %s; rendering with the mesh warp instead", reason)
                 progress = adapter.Progress(len(reference_crops), unique_id)
                 return (warp_face_crops(reference_crops, face_track, meshes, "mouth", batch_size,
                                         handle.torch_device(), progress)[0],)
-            LOG.warning("ReSyncer: %s is a random initialisation (untrained) and draws noise; connect face_track and "
-                        "meshes here, or use ReSyncer Mesh Warp, to render with the mesh warp", handle.source)
-        crops = crop_inputs(overlaid_crops=overlaid_crops, reference_crops=reference_crops)
+            LOG.warning("ReSyncer: %s; connect face_track and meshes here, or use ReSyncer Mesh Warp, to render "
+                        "with the mesh warp", reason)
         masks = mask_input(mask, len(crops["overlaid_crops"]))
         adapter.check_interrupt()
         progress = adapter.Progress(len(crops["overlaid_crops"]), unique_id)

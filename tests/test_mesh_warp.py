@@ -115,14 +115,15 @@ def test_memory_frames_are_spread_over_the_clips_openings(lipsynced):
     assert info.mouth_opening[chosen].min() < 0.02 and info.mouth_opening[chosen].max() > 0.8 * info.mouth_opening.max()
 
 
-def _write_random_generator(path, random: bool):
+def _write_random_generator(path, random: bool, metadata: dict[str, str] | None = None):
     from resyncer_core.models.checkpoint import INITIALISATION_KEY, save_checkpoint
     from resyncer_core.models.presets import preset_config
     from resyncer_core.models.registry import model_kind
 
     config = preset_config("tiny", "generator")
     model = model_kind("generator").load_classes()[0](config)
-    save_checkpoint(model, config, "generator", path, extra_metadata={INITIALISATION_KEY: "random"} if random else None)
+    extra = {**({INITIALISATION_KEY: "random"} if random else {}), **(metadata or {})}
+    save_checkpoint(model, config, "generator", path, extra_metadata=extra)
     return path
 
 
@@ -138,6 +139,29 @@ def test_auto_renderer_replaces_an_untrained_generator_and_says_so(tmp_path):
     corrupt = tmp_path / "corrupt.safetensors"
     corrupt.write_bytes(b"not a checkpoint")
     assert choose_renderer("auto", corrupt, lines.append) == "generator"  # its loader names the problem
+
+
+def test_auto_renderer_keeps_a_face_specific_generator_to_its_faces(lipsynced, tmp_path):
+    """A generator that records the few faces it was trained on renders a video of one of them;
+    for another face (here a descriptor at cosine 0.9, as close as different people get) auto
+    takes the warp and says why in one line; crops without a face change nothing."""
+    from resyncer_core.stages.face_identity import face_descriptor_network, mean_face_descriptor, trained_faces_metadata
+    from resyncer_core.stages.functions import select_frames
+
+    frames, *_, track, _ = lipsynced
+    crops = aligned_crops(frames[:4], select_frames(track, np.arange(4)))
+    own = mean_face_descriptor(face_descriptor_network(), crops)
+    across = np.random.default_rng(0).standard_normal(own.shape).astype(np.float32)
+    across -= (across @ own) * own
+    other = 0.9 * own + np.sqrt(1 - 0.81) * across / np.linalg.norm(across)
+    same_face = _write_random_generator(tmp_path / "same.safetensors", False, trained_faces_metadata([other, own]))
+    other_face = _write_random_generator(tmp_path / "other.safetensors", False, trained_faces_metadata([other]))
+    lines = []
+    assert choose_renderer("auto", same_face, lines.append, lambda: crops) == "generator" and not lines
+    assert choose_renderer("auto", other_face, lines.append, lambda: crops) == "warp"
+    assert len(lines) == 1 and "trained on 1 face(s) only" in lines[0] and "0.90 < 0.97" in lines[0]
+    assert choose_renderer("auto", other_face, lines.append, lambda: crops[:0]) == "generator"
+    assert choose_renderer("generator", other_face, lines.append, lambda: crops) == "generator" and len(lines) == 1
 
 
 def test_cli_drive_with_the_warp_needs_no_models_and_times_its_stages(tmp_path_factory, tmp_path, capsys):

@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 from _pipeline_media import speech_wav, talking_clip, tiny_models
 from resyncer_core.cli import main
 from resyncer_core.models.checkpoint import load_checkpoint
+from resyncer_core.stages.face_identity import trained_faces
 from resyncer_core.train.preprocess import PreprocessConfig, preprocess_folder
 
 # Batch 1 and an EMA that follows the weights closely: a few steps must show learning.
@@ -60,6 +61,8 @@ def test_stage2_loss_falls_and_writes_generator_discriminator_and_samples(stage2
     ema = {name[len("generator_ema/"):]: value for name, value in raw.items() if name.startswith("generator_ema/")}
     name = next(iter(ema))
     assert torch.equal(generator.state_dict()[name], ema[name])
+    # Two speakers (both the astronaut): the file records both faces for `--renderer auto`.
+    assert trained_faces(stage2_run / "generator.safetensors").shape == (2, 128)
     grid = np.asarray(Image.open(stage2_run / "samples" / "step-00000006.png"))
     assert grid.shape == (4 * 256, 4 * 256, 3)  # rows: samples; columns: overlay, reference, output, target
 
@@ -140,3 +143,24 @@ def test_stage2_switches_to_predicted_meshes_and_eval_prints_the_table(image_dat
         assert name in table and name in summary
     assert summary["clips"] == 1 and 0 < summary["psnr"] < 100 and summary["lve"] > 0
     assert "lse_d" not in summary
+
+
+def test_eval_compares_the_generator_with_the_warp_and_the_static_mouth(image_data, stage2_run, tmp_path, capsys):
+    """--compare-renderers scores the three renderers on the same pasted lower face: pasting
+    the real upper face back can only bring the generator closer to the target."""
+    output = tmp_path / "renderers.json"
+    assert main(["eval", "--data", str(image_data), "--generator", str(stage2_run / "generator.safetensors"),
+                 "--frames", "6", "--compare-renderers", "--json", str(output)]) == 0
+    table = capsys.readouterr().out
+    summary = json.loads(output.read_text())
+    for metric in ("lower_psnr", "lower_ssim", "lower_lmd"):
+        for renderer in ("generator", "warp", "static"):
+            assert f"{metric}.{renderer}" in summary and f"{metric}.{renderer}" in table
+    assert summary["lower_psnr.generator"] >= summary["psnr"] - 1e-3
+    assert all(0 < summary[f"lower_psnr.{name}"] < 100 for name in ("warp", "static"))
+
+
+def test_eval_compare_renderers_needs_a_generator(image_data, tmp_path, capsys):
+    assert main(["eval", "--data", str(image_data), "--syncformer", str(tmp_path / "s.safetensors"),
+                 "--compare-renderers"]) == 2
+    assert "--compare-renderers" in capsys.readouterr().err

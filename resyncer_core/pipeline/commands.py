@@ -105,7 +105,8 @@ def _check_inputs(args, videos=(), audios=()):
     return FaceTracker(resolve_device(args.device), face=" ".join(args.face))
 
 
-def _render_setup(args, with_audio: bool):
+def _render_setup(args, with_audio: bool, tracker):
+    from ..stages.face_identity import sampled_face_crops
     from ..stages.model_files import load_pipeline_models
     from .engine import RenderOptions
 
@@ -115,7 +116,8 @@ def _render_setup(args, with_audio: bool):
     # drive has no --syncformer: its meshes come from the driver video, not from stage 1.
     models = load_pipeline_models(args.models, args.device, with_audio=with_audio, generator_path=args.generator,
                                   syncformer_path=getattr(args, "syncformer", None), renderer=args.renderer,
-                                  log=lambda line: print(f"resyncer: {line}"))  # stdout: stderr is for errors
+                                  log=lambda line: print(f"resyncer: {line}"),  # stdout: stderr is for errors
+                                  target_crops=lambda: sampled_face_crops(args.video, tracker))
     return models, options
 
 
@@ -136,7 +138,7 @@ def _run_lipsync(args) -> int:
     from .lipsync import lipsync_video
 
     tracker = _check_inputs(args, videos=(args.video, args.style_from), audios=(args.audio,))
-    models, options = _render_setup(args, with_audio=True)
+    models, options = _render_setup(args, with_audio=True, tracker=tracker)
     return _finish(lipsync_video(args.video, args.audio, args.output, models, style_from=args.style_from,
                                  long_audio=args.long_audio, short_audio=args.short_audio, options=options,
                                  callbacks=terminal_callbacks(), tracker=tracker), tracker)
@@ -146,7 +148,7 @@ def _run_drive(args) -> int:
     from .drive import drive_video
 
     tracker = _check_inputs(args, videos=(args.video, args.driver))
-    models, options = _render_setup(args, with_audio=False)
+    models, options = _render_setup(args, with_audio=False, tracker=tracker)
     return _finish(drive_video(args.video, args.driver, args.output, models, long_audio=args.long_audio,
                                short_audio=args.short_audio, options=options, callbacks=terminal_callbacks(),
                                tracker=tracker), tracker)
@@ -156,7 +158,7 @@ def _run_swap(args) -> int:
     from .swap import swap_video
 
     tracker = _check_inputs(args, videos=(args.video, args.identity), audios=(args.audio,))
-    models, options = _render_setup(args, with_audio=args.audio is not None)
+    models, options = _render_setup(args, with_audio=args.audio is not None, tracker=tracker)
     return _finish(swap_video(args.video, args.identity, args.output, models, audio=args.audio,
                               long_audio=args.long_audio, short_audio=args.short_audio, options=options,
                               callbacks=terminal_callbacks(), tracker=tracker), tracker)

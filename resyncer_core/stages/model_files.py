@@ -26,6 +26,7 @@ from ..errors import ResyncerInputError
 from ..models.checkpoint import is_random_initialised, load_checkpoint, read_checkpoint_metadata
 from ..models.presets import AUDIO_ENCODER_KEY, MODEL_FILES, WAV2VEC2_FOLDER
 from ..weights import EFFICIENTNET_LITE0, FACE_DESCRIPTOR, SHIPPED_MODELS_DIR, shipped_weights
+from .face_identity import TargetCrops
 from .warping import MeshWarp, choose_renderer
 
 MODELS_ENV = "RESYNCER_MODELS"
@@ -101,14 +102,15 @@ def trained_audio_encoder_spec(syncformer_path: str | os.PathLike) -> str | None
 def load_pipeline_models(models_dir: str | os.PathLike | None = None, device: str | torch.device = "cpu",
                          with_audio: bool = True, generator_path: str | os.PathLike | None = None,
                          syncformer_path: str | os.PathLike | None = None, renderer: str = "generator",
-                         log: Callable[[str], None] | None = None) -> PipelineModels:
+                         log: Callable[[str], None] | None = None,
+                         target_crops: TargetCrops | None = None) -> PipelineModels:
     """Loads the renderer and, with_audio, the Style-SyncFormer and its audio encoder, checking
     that the encoder's feature size is the one the SyncFormer was built for. generator_path and
     syncformer_path (e.g. a training run's files) replace the folder's; the encoder is the one
     the SyncFormer file records, else the folder's Wav2Vec2. renderer is "generator", "warp"
-    (no checkpoint read) or "auto" (the generator unless it is a random initialisation;
-    `log` gets the one line saying so). The folder is only needed for what
-    these do not provide."""
+    (no checkpoint read) or "auto" (the generator unless it is a random initialisation or was
+    trained on other faces than `target_crops()` shows; `log` gets the one line saying so).
+    The folder is only needed for what these do not provide."""
     device = resolve_device(device)
     standalone = bool(generator_path) or renderer == "warp"
     folder = None if (standalone and not with_audio) else resolve_models_dir(models_dir)
@@ -120,7 +122,8 @@ def load_pipeline_models(models_dir: str | os.PathLike | None = None, device: st
             if log is not None:
                 log("no generator is shipped: rendering with the training-free mesh warp (pass --generator or --models "
                     "for a trained one)")
-        renderer = choose_renderer(renderer, Path(generator_path) if generator_path else folder_generator, log)
+        renderer = choose_renderer(renderer, Path(generator_path) if generator_path else folder_generator, log,
+                                   target_crops)
     generator = MeshWarp(device) if renderer == "warp" else load_generator(folder, device, generator_path)
     if not with_audio:
         return PipelineModels(generator=generator, device=device)

@@ -1,9 +1,10 @@
 """The mesh-warp renderer as a pipeline stage, interchangeable with the generator: from aligned
 crops, their track and the new canonical meshes to new crops (render.mesh_warp).
 
-The pipelines hold a `MeshWarp` where they would hold a generator; `renderer_for` picks one of
-the two from the user's choice and the generator checkpoint (a random initialisation, which
-draws noise, is replaced by the warp with one line of explanation).
+The pipelines hold a `MeshWarp` where they would hold a generator; `choose_renderer` picks one
+of the two from the user's choice, the generator checkpoint and the target's face: a random
+initialisation (which draws noise) and a generator trained on other faces only are replaced by
+the warp, with one line of explanation.
 """
 
 from __future__ import annotations
@@ -14,13 +15,18 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from safetensors import SafetensorError
 
-from ..errors import ResyncerInputError
+from ..errors import CheckpointError, ResyncerInputError
 from ..face.alignment import CROP_SIZE
 from ..face.track import FaceTrack, posed_mesh_in_crop
-from ..models.checkpoint import is_random_initialised
+from ..models.checkpoint import is_random_initialised, read_checkpoint_metadata
 from ..render.mesh_warp import MEMORY_SIZE, MouthMemory, lip_gap, warp_faces
+from .face_identity import (
+    SAME_FACE_SIMILARITY,
+    TargetCrops,
+    best_face_similarity,
+    trained_faces,
+)
 from .functions import aligned_crops, select_frames
 
 RENDERERS = ("auto", "generator", "warp")
@@ -36,28 +42,54 @@ class MeshWarp:
     memory: MouthMemory | None = None
 
 
-def choose_renderer(choice: str, generator_path: Path | None, log: Callable[[str], None] | None = None) -> str:
+def choose_renderer(choice: str, generator_path: Path | None, log: Callable[[str], None] | None = None,
+                    target_crops: TargetCrops | None = None) -> str:
     """"generator" or "warp" for the user's `choice` (auto | generator | warp). Auto takes the
-    generator unless its checkpoint is a random initialisation, and then says so."""
+    generator unless `warp_reason` gives one, and then says so in one line."""
     if choice not in RENDERERS:
         raise ResyncerInputError(f"renderer {choice!r} is unknown; choose one of {', '.join(RENDERERS)}")
     if choice != "auto":
         return choice
-    if generator_path is None or not Path(generator_path).is_file() or not _readable_and_random(Path(generator_path)):
-        return "generator"  # a missing or broken file is reported by the generator's loader
+    reason = warp_reason(generator_path, target_crops)
+    if reason is None:
+        return "generator"
     if log is not None:
-        log(f"{Path(generator_path).name} is a random initialisation (untrained): rendering with the training-free "
-            "mesh warp (--renderer generator to force the generator)")
+        log(f"{reason}: rendering with the training-free mesh warp (--renderer generator to force the generator)")
     return "warp"
 
 
-def _readable_and_random(path: Path) -> bool:
-    """Whether the checkpoint is marked random; an unreadable file is left to the generator's
+def warp_reason(generator_path: Path | None, target_crops: TargetCrops | None = None) -> str | None:
+    """Why the generator checkpoint should not render the target, or None: it is a random
+    initialisation (it draws noise), or it records the few faces it was trained on
+    (stages.face_identity) and `target_crops()` shows another. A missing or unreadable file
+    gives None: the generator's loader reports what is wrong with it."""
+    if generator_path is None or not Path(generator_path).is_file() or not _readable(Path(generator_path)):
+        return None
+    name = Path(generator_path).name
+    if is_random_initialised(generator_path):
+        return f"{name} is a random initialisation (untrained)"
+    faces = trained_faces(generator_path)
+    if faces is None or target_crops is None:
+        return None
+    crops = target_crops()
+    if not len(crops):
+        return None  # no face to compare: faceless frames pass through anyway
+    similarity = best_face_similarity(faces, crops)
+    if similarity >= SAME_FACE_SIMILARITY:
+        return None
+    return (f"{name} was trained on {len(faces)} face(s) only and this face is another (face similarity "
+            f"{similarity:.2f} < {SAME_FACE_SIMILARITY}; `resyncer personalize` or `resyncer train stage2` "
+            "trains a generator for it)")
+
+
+def _readable(path: Path) -> bool:
+    """Whether the checkpoint's header reads; an unreadable file is left to the generator's
     loader, which names what is wrong with it."""
     try:
-        return is_random_initialised(path)
-    except (SafetensorError, OSError):
+        read_checkpoint_metadata(path)
+    except CheckpointError:
         return False
+    return True
 
 
 def tracked_in_crop(track: FaceTrack) -> torch.Tensor:

@@ -299,6 +299,9 @@ def add_eval_parser(subcommands) -> None:
     parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help="frames evaluated per clip")
     parser.add_argument("--validation-clips", type=int, default=None,
                         help="held-out clips (the training split's; default 1 per 50 clips, at least 1)")
+    parser.add_argument("--compare-renderers", action="store_true",
+                        help="also rebuild each frame's lower face from the same reference with the mesh warp and "
+                             "with the static mouth, and score the generator and both on that region")
     parser.add_argument("--json", type=Path, default=None, help="write the numbers to this JSON file")
     parser.add_argument("--device", default="cpu", help="cpu or cuda")
     parser.set_defaults(handler=_run_eval)
@@ -310,7 +313,8 @@ def _run_eval(args) -> int:
     config = EvalConfig(data=str(args.data), syncformer=None if args.syncformer is None else str(args.syncformer),
                         generator=None if args.generator is None else str(args.generator),
                         models=None if args.models is None else str(args.models), frames=args.frames,
-                        validation_clips=args.validation_clips, device=args.device)
+                        validation_clips=args.validation_clips, compare_renderers=args.compare_renderers,
+                        device=args.device)
     summary = evaluate(config)
     print(format_table(summary))
     if args.json is not None:

@@ -23,6 +23,7 @@ import torch
 
 from ..errors import ResyncerInputError
 from ..face.canonical import Pose
+from ..face.track import posed_mesh_in_crop
 from ..stages.functions import overlay_on_crops, predict_meshes
 from ..video import read_frames
 from .dataset import CROPS_FILE, ClipRecord, load_clip_arrays, load_features
@@ -53,6 +54,11 @@ class CropClip:
 
     def __len__(self) -> int:
         return len(self.canonical)
+
+    def meshes_in_crop(self, frames: np.ndarray) -> torch.Tensor:
+        """The tracked meshes of `frames` posed into their own crops, [N,468,3] crop pixels."""
+        frames = np.asarray(frames)
+        return posed_mesh_in_crop(torch.from_numpy(self.canonical[frames]), self.pose[frames], self.crop_affine[frames])
 
     def evaluation_frames(self, count: int) -> tuple[np.ndarray, np.ndarray]:
         """(targets, references): the first `count` tracked frames and, for each, the tracked

@@ -19,6 +19,13 @@ tracked frames are evaluated.
 A generator alone has no driving audio, so its aperture sync compares the reconstruction
 (tracked meshes) with the tracked aperture. Output: a table on stdout and the same numbers as
 JSON (--json).
+
+With --compare-renderers the generator's same-identity reconstruction is set beside the two
+training-free ones, each asked to repaint frame t's lower face from the reference 75 frames
+away: the mesh warp (the reference crop warped from its tracked mesh to frame t's, mouth memory
+from the clip's reference frames, never frame t) and the static mouth (the reference's lower
+face as it is). Each output's mask-A region is pasted into the real crop of frame t, so all
+three are scored on the same region: PSNR, SSIM and LMD of the pasted crops (`lower_*.<renderer>`).
 """
 
 from __future__ import annotations
@@ -35,15 +42,35 @@ from ..errors import ResyncerInputError
 from ..face import FaceTracker
 from ..metrics.identity import identity_similarity
 from ..metrics.image import psnr, ssim
-from ..metrics.landmarks import aperture_sync, landmark_distance, mesh_aperture, track_crops
+from ..metrics.landmarks import (
+    aperture_sync,
+    landmark_distance,
+    mesh_aperture,
+    track_crops,
+)
 from ..metrics.mesh import lip_vertex_error
 from ..metrics.sync import sync_scores
 from ..models.checkpoint import is_random_initialised, load_checkpoint
 from ..models.presets import MODEL_FILES
+from ..render.mesh_warp import MouthMemory, warp_faces
 from ..stages.functions import predict_meshes
-from ..stages.model_files import load_identity_network, resolve_device, trained_audio_encoder_spec
+from ..stages.model_files import (
+    load_identity_network,
+    resolve_device,
+    trained_audio_encoder_spec,
+)
+from ..stages.warping import WARP_BATCH_SIZE
 from .crop_dataset import CropDataset
-from .dataset import AUDIO_FILE, DATASET_FPS, cache_features, load_clip_arrays, load_features, read_index, read_wav
+from .dataset import (
+    AUDIO_FILE,
+    DATASET_FPS,
+    cache_features,
+    load_clip_arrays,
+    load_features,
+    read_index,
+    read_wav,
+)
+from .generator_training import crops_from_uint8
 from .stage1 import split_clips
 
 STYLE_FRAMES = 90
@@ -59,11 +86,15 @@ class EvalConfig:
     models: str | None = None          # trained arcface / syncnet here are used when present
     frames: int = DEFAULT_FRAMES       # per clip
     validation_clips: int | None = None
+    compare_renderers: bool = False    # also score the mesh warp and the static mouth (needs generator)
     device: str = "cpu"
 
     def __post_init__(self) -> None:
         if not self.syncformer and not self.generator:
             raise ResyncerInputError("eval needs --syncformer and/or --generator to evaluate")
+        if self.compare_renderers and not self.generator:
+            raise ResyncerInputError("--compare-renderers sets the warp and the static mouth beside a generator; "
+                                     "pass --generator")
         if self.frames < 1:
             raise ResyncerInputError(f"frames per clip must be at least 1, got {self.frames}")
 
@@ -80,9 +111,10 @@ def _held_out(config: EvalConfig):
 
 
 def _generate(generator, data: CropDataset, clip_index: int, frames: np.ndarray, references: np.ndarray,
-              meshes: np.ndarray | None, device) -> tuple[torch.Tensor, torch.Tensor]:
-    """(outputs, targets) [N,3,S,S] in -1..1 on the CPU, overlays from `meshes` (else tracked)."""
-    outputs, targets = [], []
+              meshes: np.ndarray | None, device) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+    """(outputs, targets, masks A [N,S,S]), images [N,3,S,S] in -1..1, on the CPU; overlays
+    from `meshes` (else tracked)."""
+    outputs, targets, masks = [], [], []
     for start in range(0, len(frames), GENERATOR_BATCH):
         samples = [(clip_index, int(t), int(r)) for t, r in zip(frames[start:start + GENERATOR_BATCH],
                                                                  references[start:start + GENERATOR_BATCH])]
@@ -91,7 +123,27 @@ def _generate(generator, data: CropDataset, clip_index: int, frames: np.ndarray,
         with torch.no_grad():
             outputs.append(generator(batch.overlays, batch.references, mask=batch.masks[:, None]).clamp(-1, 1).cpu())
         targets.append(batch.targets.cpu())
-    return torch.cat(outputs), torch.cat(targets)
+        masks.append(batch.masks.cpu())
+    return torch.cat(outputs), torch.cat(targets), torch.cat(masks)
+
+
+def training_free_reconstructions(data: CropDataset, clip_index: int, frames: np.ndarray,
+                                  references: np.ndarray) -> dict[str, torch.Tensor]:
+    """Frames rebuilt from their references without weights, [N,3,S,S] in -1..1: "warp" (each
+    reference crop mesh-warped from its tracked mesh to the frame's, with a mouth memory of the
+    references only) and "static" (the reference crop unchanged)."""
+    clip = data.clips[clip_index]
+    reference_crops = crops_from_uint8(data.crops(clip_index)[torch.from_numpy(references)], torch.device("cpu"))
+    reference_meshes, target_meshes = clip.meshes_in_crop(references), clip.meshes_in_crop(frames)
+    memory = MouthMemory.from_frames(reference_crops, reference_meshes)
+    warped = [warp_faces(reference_crops[part], reference_meshes[part], target_meshes[part], memory)[0]
+              for part in (slice(start, start + WARP_BATCH_SIZE) for start in range(0, len(frames), WARP_BATCH_SIZE))]
+    return {"warp": torch.cat(warped), "static": reference_crops}
+
+
+def paste_lower_face(outputs: torch.Tensor, targets: torch.Tensor, masks: torch.Tensor) -> torch.Tensor:
+    """The real crops with the outputs' mask-A region (masks [N,S,S]) pasted in."""
+    return targets + masks[:, None] * (outputs - targets)
 
 
 def evaluate(config: EvalConfig, log=print) -> dict[str, float]:
@@ -131,16 +183,23 @@ def evaluate(config: EvalConfig, log=print) -> dict[str, float]:
         syncnet = _supplied(models_dir, "syncnet", device)
         for index, clip in enumerate(data.clips):
             frames, references = clip.evaluation_frames(config.frames)
-            outputs, targets = _generate(generator, data, index, frames, references, None, device)
+            outputs, targets, masks = _generate(generator, data, index, frames, references, None, device)
             add("psnr", psnr(outputs, targets))
             add("ssim", ssim(outputs, targets))
             generated_track, real_track = track_crops(tracker, outputs), track_crops(tracker, targets)
             add("lmd", landmark_distance(generated_track, real_track))
             add("identity_similarity", identity_similarity(identity.network, outputs, targets))
+            if config.compare_renderers:
+                renderers = {"generator": outputs, **training_free_reconstructions(data, index, frames, references)}
+                for name, rebuilt in renderers.items():
+                    pasted = paste_lower_face(rebuilt, targets, masks)
+                    add(f"lower_psnr.{name}", psnr(pasted, targets))
+                    add(f"lower_ssim.{name}", ssim(pasted, targets))
+                    add(f"lower_lmd.{name}", landmark_distance(track_crops(tracker, pasted), real_track))
             driving = predicted.get(clip.record.clip)
             if driving is not None:
                 # Lip-sync of the clip's own audio: overlays of the predicted meshes, reference = target (production).
-                outputs, _ = _generate(generator, data, index, frames, frames, driving, device)
+                outputs, _, _ = _generate(generator, data, index, frames, frames, driving, device)
                 generated_track = track_crops(tracker, outputs)
                 driving_aperture = mesh_aperture(driving[frames])
             else:
@@ -181,12 +240,15 @@ _DESCRIPTIONS = {
     "lse_d": "LSE-D (lower better)",
     "lse_c": "LSE-C (higher better)",
     "clips": "held-out clips evaluated",
+    "lower_psnr": "PSNR dB, renderer's lower face pasted into the real crop",
+    "lower_ssim": "SSIM, renderer's lower face pasted into the real crop",
+    "lower_lmd": "mouth landmark distance, crop px, lower face pasted",
 }
 
 
 def format_table(summary: dict[str, float]) -> str:
     width = max(len(name) for name in summary)
-    return "\n".join(f"{name:<{width}}  {value:>10.4f}  {_DESCRIPTIONS.get(name, '')}" for name, value in summary.items())
+    return "\n".join(f"{name:<{width}}  {value:>10.4f}  {_DESCRIPTIONS.get(name.split('.')[0], '')}" for name, value in summary.items())
 
 
 def write_json(summary: dict[str, float], path: str | Path) -> Path:

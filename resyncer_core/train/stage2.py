@@ -33,21 +33,42 @@ from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.discriminator import Discriminator
 from ..models.generator import ReSyncGenerator
 from ..models.presets import preset_config
+from ..stages.face_identity import (
+    MAX_RECORDED_FACES,
+    evenly_spaced,
+    face_descriptor_network,
+    mean_face_descriptor,
+    trained_faces_metadata,
+)
 from ..stages.model_files import load_perceptual_network, trained_audio_encoder_spec
 from .crop_dataset import DEFAULT_CACHED_CLIPS, CropDataset, ImageBatch
 from .dataset import read_index
-from .distributed import DistributedContext, accumulated_backward, sample_rng, unwrap_model, wrap_model
+from .distributed import (
+    DistributedContext,
+    accumulated_backward,
+    sample_rng,
+    unwrap_model,
+    wrap_model,
+)
 from .ema import ModelEMA, check_ema_decay
 from .generator_training import (
     R1_GAMMA,
     R1_INTERVAL,
     REFERENCE_WINDOW,
     GeneratorLossWeights,
+    crops_from_uint8,
     discriminator_loss,
     generator_loss,
     write_sample_grid,
 )
-from .loop import Log, LoopConfig, TrainingResult, check_learning_rate, run_training, seed_everything
+from .loop import (
+    Log,
+    LoopConfig,
+    TrainingResult,
+    check_learning_rate,
+    run_training,
+    seed_everything,
+)
 from .stage1 import TRAINING_CONFIG_KEY, split_clips
 
 GENERATOR_FILE = "generator.safetensors"
@@ -105,6 +126,7 @@ class ImageStage:
 
     name = "image"
     run_dir: Path | None = None   # set by the train_* function: where sample grids go
+    _trained_faces: dict[str, str] | None = None
 
     def __init__(self, config, generator: ReSyncGenerator, discriminator: Discriminator, data: CropDataset,
                  validation: CropDataset | None, context: DistributedContext, log: Log):
@@ -154,8 +176,28 @@ class ImageStage:
             targets.append(batch.targets.cpu())
         return {"psnr": psnr(torch.cat(outputs), torch.cat(targets)), "ssim": ssim(torch.cat(outputs), torch.cat(targets))}
 
+    def trained_faces(self) -> dict[str, str]:
+        """The generator file's record of the faces it is trained on (stages.face_identity):
+        each speaker's mean face descriptor over crops of its first clip, for a dataset of at
+        most MAX_RECORDED_FACES speakers. Computed once."""
+        if self._trained_faces is None:
+            first_clips: dict[str, int] = {}
+            for index, clip in enumerate(self.data.clips):
+                first_clips.setdefault(clip.record.speaker, index)
+            descriptors = []
+            if len(first_clips) <= MAX_RECORDED_FACES:
+                network = face_descriptor_network(self.context.device)
+                for index in first_clips.values():
+                    clip = self.data.clips[index]
+                    frames = torch.from_numpy(clip.tracked[evenly_spaced(len(clip.tracked))])
+                    descriptors.append(mean_face_descriptor(network, crops_from_uint8(self.data.crops(index)[frames],
+                                                                                      self.context.device)))
+            self._trained_faces = trained_faces_metadata(descriptors)
+        return self._trained_faces
+
     def export_generator(self, run_dir: Path) -> Path:
-        metadata = {TRAINING_CONFIG_KEY: json.dumps(dataclasses.asdict(self.config), sort_keys=True)}
+        metadata = {TRAINING_CONFIG_KEY: json.dumps(dataclasses.asdict(self.config), sort_keys=True),
+                    **self.trained_faces()}
         return save_checkpoint(self.ema.average, self.generator.config, "generator", Path(run_dir) / GENERATOR_FILE,
                                extra_metadata=metadata)
 
