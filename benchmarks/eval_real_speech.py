@@ -6,8 +6,10 @@ Clips: the public-domain LibriVox recordings in Debian's `pocketsphinx-testdata`
 never trained on). Reference ΔM: their transcripts force-aligned by pocketsphinx (the phone
 timings are stored in benchmarks/data/librivox_alignments.json; `--align` recomputes them and
 needs pip `pocketsphinx`) through the same viseme rig the synthetic corpus uses, with the
-rig's reference speaking style. Style reference of every model: the rig's ΔM of a fixed
-sentence (STYLE_PHONES) in the reference style, so no TTS is needed here.
+rig's reference speaking style. Style reference of every model (--style): `sentence` (default),
+the rig's ΔM of a fixed sentence (STYLE_PHONES) in the reference style, so no TTS is needed
+here; or `other-clips`, the first 90 reference frames of the reader's other clips (the
+evaluated clip left out), as inference takes the style from the same person's own footage.
 
 Rows: each --syncformer file (its audio encoder is the one its metadata records, else mel), a
 randomly initialised SyncFormer of the first file's configuration, an energy → jaw baseline
@@ -50,6 +52,8 @@ BILABIALS = {"P", "B", "M"}
 OPEN_VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY"}
 SILENCES = {"SIL"}
 STYLE_AMPLITUDES = (0.6, 1.4)
+STYLE_SOURCES = ("sentence", "other-clips")
+STYLE_FRAMES = 90  # (paper) T_S
 STYLE_ORDER_MARGIN = 0.02  # canonical units (0.2 mm): smaller differences do not count as ordered
 # "The quick brown fox jumps over the lazy dog, my mama said." in ARPAbet with plain durations
 # (consonants 70 ms, vowels 140 ms): a style reference that covers closures, open and round vowels.
@@ -159,13 +163,19 @@ def energy_jaw_predictions(clips: list[EvalClip], rig: VisemeRig) -> list[torch.
     return predictions
 
 
-def model_predictions(model: StyleSyncFormer, encoder, clips: list[EvalClip], style: torch.Tensor,
+def model_predictions(model: StyleSyncFormer, encoder, clips: list[EvalClip], styles: list[torch.Tensor],
                       rest: torch.Tensor) -> list[torch.Tensor]:
+    """ΔM per clip, each with its own style reference."""
     predictions = []
-    for clip in clips:
+    for clip, style in zip(clips, styles, strict=True):
         features = compute_audio_features(encoder, clip.waveform, RIG_FPS, clip.frames)
         predictions.append(predict_meshes(model, features, style, rest) - rest)
     return predictions
+
+
+def other_clip_styles(clips: list[EvalClip]) -> list[torch.Tensor]:
+    """Per clip, the first STYLE_FRAMES reference frames of the other clips, in order."""
+    return [torch.cat([other.reference for other in clips if other is not clip])[:STYLE_FRAMES] for clip in clips]
 
 
 def load_model(path: Path) -> tuple[StyleSyncFormer, str]:
@@ -184,11 +194,16 @@ def random_model(like: StyleSyncFormer, seed: int = 0) -> StyleSyncFormer:
 
 
 @torch.no_grad()
-def evaluate(syncformers: list[Path], folder: Path, alignments: dict[str, list]) -> dict:
+def evaluate(syncformers: list[Path], folder: Path, alignments: dict[str, list], style: str = "sentence") -> dict:
+    if style not in STYLE_SOURCES:
+        raise ResyncerInputError(f"style {style!r} is unknown; choose one of {', '.join(STYLE_SOURCES)}")
     rig = VisemeRig()
     rest = rig.rest
     clips = load_clips(folder, alignments, rig)
-    reference_style = rig(style_phones(), style=SpeakingStyle())
+    if style == "sentence":
+        styles = [rig(style_phones(), style=SpeakingStyle())] * len(clips)
+    else:
+        styles = other_clip_styles(clips)
     models = [(f"{path.parent.name}/{path.name}", *load_model(path)) for path in syncformers]
     if not models:  # nothing trained yet: the pipeline runs on a tiny random model of the mel front-end
         mel = load_audio_encoder("mel")
@@ -200,19 +215,19 @@ def evaluate(syncformers: list[Path], folder: Path, alignments: dict[str, list])
     encoders: dict[str, object] = {}
     for name, model, spec in models:
         encoder = encoders.setdefault(spec, load_audio_encoder(spec))
-        rows.append({**score(name, model_predictions(model, encoder, clips, reference_style, rest), clips, rest),
+        rows.append({**score(name, model_predictions(model, encoder, clips, styles, rest), clips, rest),
                      "audio_encoder": spec})
         amplitudes = []
         for amplitude in STYLE_AMPLITUDES:
-            style = rig(style_phones(), style=SpeakingStyle(amplitude=amplitude))
-            outputs = model_predictions(model, encoder, clips, style, rest)
+            speaker = rig(style_phones(), style=SpeakingStyle(amplitude=amplitude))
+            outputs = model_predictions(model, encoder, clips, [speaker] * len(clips), rest)
             amplitudes.append(float(np.mean([lips.lip_aperture(rest + p).mean() for p in outputs])))
         style_checks.append({"model": name, "mean_aperture": dict(zip(map(str, STYLE_AMPLITUDES), amplitudes)),
                              "ordered": bool(amplitudes[1] - amplitudes[0] > STYLE_ORDER_MARGIN)})
     rows.append(score("energy → jaw", energy_jaw_predictions(clips, rig), clips, rest))
     rows.append(score("static mouth", [torch.zeros_like(c.reference) for c in clips], clips, rest))
     reference = score("reference (rig)", [c.reference for c in clips], clips, rest)
-    return {"clips": [c.name for c in clips], "seconds": sum(c.frames for c in clips) / RIG_FPS,
+    return {"clips": [c.name for c in clips], "seconds": sum(c.frames for c in clips) / RIG_FPS, "style": style,
             "rows": rows, "reference": reference, "style_check": style_checks}
 
 
@@ -238,6 +253,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--librivox", type=Path, default=LIBRIVOX, help=f"folder of the clips (default {LIBRIVOX})")
     parser.add_argument("--alignments", type=Path, default=ALIGNMENTS, help="phone timings JSON (default: shipped)")
     parser.add_argument("--align", action="store_true", help="re-align with pocketsphinx and write --alignments")
+    parser.add_argument("--style", choices=STYLE_SOURCES, default="sentence",
+                        help="style reference: the rig's fixed sentence, or the reader's other clips")
     parser.add_argument("--json", type=Path, help="also write the results here")
     args = parser.parse_args(argv)
     try:
@@ -249,11 +266,12 @@ def main(argv: list[str] | None = None) -> int:
                 for name, phones in clips.items()) + "\n}\n")
             print(f"wrote {args.alignments}")
         alignments = json.loads(args.alignments.read_text())
-        result = evaluate(args.syncformer, args.librivox, alignments)
+        result = evaluate(args.syncformer, args.librivox, alignments, args.style)
     except ResyncerInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"{len(result['clips'])} LibriVox clips, {result['seconds']:.1f} s of real speech\n")
+    print(f"{len(result['clips'])} LibriVox clips, {result['seconds']:.1f} s of real speech, style from "
+          f"{'the fixed sentence' if args.style == 'sentence' else 'the other clips'}\n")
     print(markdown(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")

@@ -69,3 +69,13 @@ def test_a_syncformer_file_without_encoder_metadata_is_read_as_mel(evaluation, t
     assert spec == "mel" and model.config.audio_dim == 1280
     random = evaluation.random_model(model)
     assert float(random.output_projection.weight.detach().abs().sum()) > 0  # not the zero-initialised output
+
+
+def test_other_clip_styles_leave_the_evaluated_clip_out(evaluation):
+    import torch
+
+    clips = [evaluation.EvalClip(str(i), np.zeros(1), [], torch.full((40 + i, 468, 3), float(i))) for i in range(3)]
+    styles = evaluation.other_clip_styles(clips)
+    assert [len(s) for s in styles] == [83, 82, 81]  # all the other clips' frames, at most 90
+    for index, style in enumerate(styles):
+        assert not (style == index).any()

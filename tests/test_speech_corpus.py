@@ -17,6 +17,7 @@ from resyncer_core.errors import ResyncerInputError
 from resyncer_core.face import lips
 from resyncer_core.synth.speech_corpus import Augmentation, CorpusPlan, augment, make_clip, voices
 from resyncer_core.synth.speech_corpus.augment import band_limit
+from resyncer_core.synth.speech_corpus.corpus import with_pauses
 from resyncer_core.synth.speech_corpus.espeak import espeak_available
 from resyncer_core.synth.speech_corpus.forced_alignment import pocketsphinx_available
 from resyncer_core.synth.speech_corpus.sentences import is_validation, load_sentences, sentences_of_entry
@@ -96,6 +97,10 @@ def test_clip_meshes_follow_the_phones_and_are_reproducible(stub_voice):
     aperture = lips.lip_aperture(clip.canonical).numpy()
     centres = lambda name: [int((s + e) / 2 * 25) for p, s, e in clip.phones if p == name]  # noqa: E731
     assert aperture[centres("M")].mean() < 0.2 * aperture[centres("AA")].mean()
+    # Pauses are explicit SIL phones (as pocketsphinx labels them), so the rig closes the mouth there.
+    pauses = [(s, e) for p, s, e in clip.phones if p == "SIL"]
+    assert clip.phones[0][0] == "SIL" and clip.phones[-1][0] == "SIL" and len(pauses) >= 2
+    assert aperture[centres("SIL")].mean() < 0.2 * aperture[centres("AA")].mean()
     again = make_clip(plan, 0, SENTENCES)
     assert np.array_equal(clip.canonical, again.canonical) and np.array_equal(clip.waveform, again.waveform)
     other = make_clip(plan, 2, SENTENCES)  # clips 2 and 3 belong to the next speaker
@@ -103,6 +108,13 @@ def test_clip_meshes_follow_the_phones_and_are_reproducible(stub_voice):
     assert make_clip(plan, 1, SENTENCES).speaker_id == clip.speaker_id
     with pytest.raises(ResyncerInputError):
         CorpusPlan(voice_weights={"nonexistent": 1.0})
+
+
+def test_pauses_become_sil_phones():
+    phones = [("AA", 0.2, 0.3), ("M", 0.3, 0.33), ("IY", 0.35, 0.5), ("B", 0.8, 0.9)]
+    assert with_pauses(phones, 1.0) == [("SIL", 0.0, 0.2), ("AA", 0.2, 0.3), ("M", 0.3, 0.33), ("IY", 0.35, 0.5),
+                                        ("SIL", 0.5, 0.8), ("B", 0.8, 0.9), ("SIL", 0.9, 1.0)]
+    assert with_pauses(phones, 0.92) == [("SIL", 0.0, 0.2), *phones[:3], ("SIL", 0.5, 0.8), phones[3]]
 
 
 def _corpus_tool():

@@ -28,9 +28,10 @@ from .functions import aligned_crops, select_frames
 TRAINED_FACES_KEY = "resyncer.trained_faces"
 MAX_RECORDED_FACES = 8      # more speakers: a generator meant for unseen faces, nothing recorded
 DESCRIPTOR_CROPS = 16       # crops averaged per face
-# Cosine similarity of mean descriptors above which two faces count as the same person. The
-# same face under mouth motion, head pose and re-encoding scores ≥ 0.99; different people
-# 0.84–0.95 with this descriptor on our 256² crops (tools/convert_face_api.py --check).
+# Cosine similarity of mean descriptors above which two faces count as the same person.
+# Measured on our 256² crops: demo/target.mp4 against a training clip of the demo generator
+# 0.999; the largest face of each of face-api's six demo photos against the astronaut
+# 0.83–0.89; different people in tools/convert_face_api.py --check up to 0.95.
 SAME_FACE_SIMILARITY = 0.97
 
 TargetCrops = Callable[[], torch.Tensor]   # aligned crops of the target's face, [N,3,256,256] (N may be 0)

@@ -25,6 +25,11 @@ _LEAD_IN_S = (0.15, 0.6)
 _SENTENCE_GAP_S = (0.15, 0.9)
 _TAIL_S = (0.3, 0.8)
 _MAX_SENTENCE_TRIES = 50
+# Gaps between phones at least this long are pauses. They become explicit SIL phones, as
+# pocketsphinx labels pauses in the neural voices' alignments and in the real-speech
+# evaluation's: the rig closes the mouth through a SIL, while a gap with no phone is left to
+# the neighbours' fading dominance and stays half open.
+MIN_PAUSE_S = 0.05
 
 
 @dataclass(frozen=True)
@@ -78,6 +83,22 @@ class SyntheticSpeechClip:
     metadata: dict
 
 
+def with_pauses(phones: list[tuple[str, float, float]], duration: float,
+                min_pause: float = MIN_PAUSE_S) -> list[tuple[str, float, float]]:
+    """Phone timings (sorted, non-overlapping) with a SIL phone in every gap of at least
+    `min_pause` seconds, before the first phone and after the last one up to `duration`."""
+    result: list[tuple[str, float, float]] = []
+    time = 0.0
+    for phone, start, end in phones:
+        if start - time >= min_pause:
+            result.append(("SIL", time, start))
+        result.append((phone, start, end))
+        time = max(time, end)
+    if duration - time >= min_pause:
+        result.append(("SIL", time, duration))
+    return result
+
+
 def make_clip(plan: CorpusPlan, index: int, sentences: list[str]) -> SyntheticSpeechClip:
     """Clip `index` of the plan, reading sentences drawn from `sentences`."""
     if not sentences:
@@ -100,8 +121,9 @@ def make_clip(plan: CorpusPlan, index: int, sentences: list[str]) -> SyntheticSp
     pieces.append(np.zeros(int(rng.uniform(*_TAIL_S) * SAMPLE_RATE), np.float32))
     settings = Augmentation.sample(rng, plan.augmentation_strength)
     waveform = augment(np.concatenate(pieces), settings, rng)
-    phones = [(p, start / settings.speed, end / settings.speed) for p, start, end in phones]
     frames = frame_count_for(len(waveform), RIG_FPS)
+    phones = with_pauses([(p, start / settings.speed, end / settings.speed) for p, start, end in phones],
+                         frames / RIG_FPS)
     delta = speaker.rig(phones, frame_count=frames, style=speaker.style).numpy()
     template = speaker.rig.rest.numpy()
     metadata = {"synthetic": True, "voice": speaker.voice.name, "style": speaker.style.as_dict(),
