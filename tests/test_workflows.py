@@ -19,6 +19,7 @@ API_FOLDER = REPO / "api_workflows"
 # API file stem → UI file stem (the title ComfyUI's template browser shows).
 TEMPLATES = {
     "lipsync": "ReSyncer lip-sync",
+    "lipsync_mesh_warp": "ReSyncer mesh-warp lip-sync",
     "lipsync_style_transfer": "ReSyncer style transfer",
     "video_driven": "ReSyncer video-driven",
     "face_swap_lipsync": "ReSyncer face swap",

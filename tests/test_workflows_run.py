@@ -152,6 +152,19 @@ def test_the_other_flows_run_in_process(registry, tmp_path, flow, sources):
     json.dumps(result.ui)  # UI payloads are plain JSON, as ComfyUI sends them to the browser
 
 
+def test_mesh_warp_flow_runs_on_the_shipped_models_alone(registry, tmp_path):
+    """The any-face template needs no models folder: shipped Whisper encoder and SyncFormer, Mesh Warp."""
+    clip = synthetic_clip(1.0, seed=0)
+    prompt = apply_overrides(load_workflow(WORKFLOWS / "lipsync_mesh_warp_api.json"),
+                             [f"Target video.video={clip}", f"Speech.audio={clip}"])
+    (tmp_path / "empty_models").mkdir()
+    with context.scoped(models_dir=tmp_path / "empty_models", output_dir=tmp_path, device="cpu"):
+        result = GraphExecutor(registry).execute(prompt)
+    (entry,) = result.ui[_node(prompt, "ReSyncerSaveVideo")]["images"]
+    info = probe_video(tmp_path / entry["subfolder"] / entry["filename"])
+    assert info.frame_count in (25, 26, 27) and info.has_audio
+
+
 def test_personalize_then_lipsync_runs_and_saves_the_tuned_generator(registry, tmp_path):
     assert "ReSyncerPersonalize" in registry
     models = tmp_path / "models"

@@ -124,8 +124,13 @@ def _finish(flow: Flow, target: Node, frames: Node, track: Node, meshes: Output,
                          identity=identity["identity"], overlaid_crops=overlay["overlaid_crops"],
                          reference_crops=track["aligned_crops"], batch_size=8, mask=overlay["mask"],
                          precision="fp32")
-    blend = flow.add("ReSyncerBlend", "Blend", "output", images=frames["images"], crops=crops["crops"],
-                     face_track=track["face_track"], mask=overlay["mask"], feather=8)
+    _blend_and_save(flow, target, frames, track, crops["crops"], overlay["mask"], audio, prefix)
+
+
+def _blend_and_save(flow: Flow, target: Node, frames: Node, track: Node, crops: Output, mask: Output, audio: Output,
+                    prefix: str) -> None:
+    blend = flow.add("ReSyncerBlend", "Blend", "output", images=frames["images"], crops=crops,
+                     face_track=track["face_track"], mask=mask, feather=8)
     flow.add("ReSyncerSaveVideo", "Save Video", "output", images=blend["images"], fps=target["fps"],
              filename_prefix=prefix, crf=18, audio=audio)
 
@@ -162,6 +167,27 @@ def lipsync() -> Flow:
                      start=-1, length=90)
     meshes = _audio_meshes(flow, frames, target, track, style, wav2vec2, syncformer)
     _finish(flow, target, frames, track, meshes["meshes"], generator["generator"], frames["audio"])
+    return flow
+
+
+def shipped_mesh_warp() -> Flow:
+    flow = Flow("lipsync_mesh_warp", "ReSyncer mesh-warp lip-sync",
+                "ReSyncer: lip-sync any face with the shipped models",
+                "Needs no models folder: the shipped Whisper encoder and Style-SyncFormer predict the mouth from the "
+                "speech, and the training-free Mesh Warp draws it on any face.")
+    from nodes.comfy_adapter import SHIPPED_SUFFIX, WHISPER_ENCODER  # the loaders' names for shipped files
+
+    target, frames, track, speech = _target_and_speech(flow)
+    encoder = flow.add("ReSyncerLoadWav2Vec2", "Load speech encoder", "models", model=WHISPER_ENCODER, device="auto")
+    syncformer = flow.add("ReSyncerLoadSyncFormer", "Load Style-SyncFormer", "models",
+                          model=f"syncformer.safetensors{SHIPPED_SUFFIX}", device="auto", checkpoint_file="")
+    style = flow.add("ReSyncerStyleReference", "Style Reference (own)", "audio", face_track=track["face_track"],
+                     start=-1, length=90)
+    meshes = _audio_meshes(flow, frames, target, track, style, encoder, syncformer)
+    warp = flow.add("ReSyncerMeshWarp", "Mesh Warp", "generate", reference_crops=track["aligned_crops"],
+                    face_track=track["face_track"], meshes=meshes["meshes"], mask_mode="mouth", batch_size=16,
+                    device="auto")
+    _blend_and_save(flow, target, frames, track, warp["crops"], warp["mask"], frames["audio"], "ReSyncer/mesh_warp")
     return flow
 
 
@@ -255,7 +281,7 @@ def streaming() -> Flow:
     return flow
 
 
-FLOWS = (lipsync, style_transfer, video_driven, face_swap, personalize, streaming)
+FLOWS = (lipsync, shipped_mesh_warp, style_transfer, video_driven, face_swap, personalize, streaming)
 
 
 # ------------------------------------------------------------------------------ generation
