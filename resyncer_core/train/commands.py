@@ -144,13 +144,17 @@ def _add_image_arguments(parser, defaults) -> None:
                         help="decoded crop videos kept in memory (~200 kB per frame)")
     parser.add_argument("--validation-clips", type=int, default=None,
                         help="held-out clips for PSNR/SSIM (default 1 per 50 clips, at least 1 when there are 2+)")
+    parser.add_argument("--reference-window", type=int, default=defaults.reference_window,
+                        help=f"the reference frame is drawn among this many frames nearest the target (paper: "
+                             f"{defaults.reference_window}); wider keeps a generator from copying the reference's mouth")
 
 
 def _image_fields(args) -> dict:
     return dict(data=str(args.data), preset=args.preset, models=None if args.models is None else str(args.models),
                 lr=args.lr, perceptual_weight=args.perceptual_weight, ema_decay=args.ema_decay,
                 sample_every=args.sample_every, max_cached_clips=args.max_cached_clips,
-                validation_clips=args.validation_clips, loop=loop_config_from(args))
+                validation_clips=args.validation_clips, reference_window=args.reference_window,
+                loop=loop_config_from(args))
 
 
 def _run_distributed(train, config, args) -> int:
