@@ -101,3 +101,19 @@ def test_identity_and_feature_matching_targets_are_detached():
     real = [f.requires_grad_(True) for f in feature_list(1)]
     feature_matching_loss(fake, real).backward()
     assert all(f.grad is not None for f in fake) and all(r.grad is None for r in real)
+
+
+def test_lower_face_l1_counts_only_the_masked_pixels_and_is_off_by_default():
+    from resyncer_core.train.generator_training import GeneratorLossWeights, generator_loss, masked_l1_loss
+
+    real = torch.zeros(2, 3, 8, 8)
+    fake = real.clone()
+    fake[:, :, :4] = 1.0  # wrong only in the top half
+    top, bottom = torch.zeros(2, 8, 8), torch.zeros(2, 8, 8)
+    top[:, :4], bottom[:, 4:] = 1.0, 1.0
+    assert float(masked_l1_loss(fake, real, top)) == pytest.approx(1.0)
+    assert float(masked_l1_loss(fake, real, bottom)) == 0.0
+    plain, terms = generator_loss(fake, real, mask=top)
+    assert "lower_face_l1" not in terms  # the paper's losses unless asked for
+    weighted, terms = generator_loss(fake, real, weights=GeneratorLossWeights(perceptual=0, lower_face=5.0), mask=top)
+    assert float(weighted) == pytest.approx(float(plain) + 5.0) and terms["lower_face_l1"] == pytest.approx(1.0)

@@ -196,6 +196,9 @@ def _add_stage2_parser(stages) -> None:
                         help="style reference length T_S of the predicted meshes (90)")
     parser.add_argument("--adversarial-weight", type=float, default=defaults.adversarial_weight,
                         help="weight of the generator's adversarial term")
+    parser.add_argument("--lower-face-weight", type=float, default=defaults.lower_face_weight,
+                        help="extra L1 inside mask A, per masked pixel (default 0, the paper's losses): makes a short "
+                             "run learn the mouth from the mesh")
     parser.set_defaults(handler=_run_stage2)
 
 
@@ -205,7 +208,7 @@ def _run_stage2(args) -> int:
     config = Stage2Config(**_image_fields(args), init_generator=None if args.init is None else str(args.init),
                           syncformer=None if args.syncformer is None else str(args.syncformer),
                           predicted_meshes_from=args.predicted_meshes_from, style_frames=args.style_frames,
-                          adversarial_weight=args.adversarial_weight)
+                          adversarial_weight=args.adversarial_weight, lower_face_weight=args.lower_face_weight)
     return _run_distributed(train_stage2, config, args)
 
 

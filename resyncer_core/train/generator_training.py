@@ -36,6 +36,9 @@ R1_INTERVAL = 16               # StyleGAN2's lazy regularisation interval
 class GeneratorLossWeights:
     perceptual: float = RECONSTRUCTION_PERCEPTUAL_WEIGHT   # λ2 (paper)
     adversarial: float = 1.0
+    # Extra L1 inside mask A, per masked pixel (not in the paper: its whole-crop L1 gives the mouth,
+    # a few % of the crop, so little weight that a short run learns to copy the reference's mouth).
+    lower_face: float = 0.0
 
 
 def reference_indices(targets: np.ndarray, count: int, rng: np.random.Generator,
@@ -62,12 +65,18 @@ def crops_from_uint8(images: torch.Tensor, device: torch.device) -> torch.Tensor
 
 
 def generator_loss(fake: torch.Tensor, real: torch.Tensor, perceptual_network=None, discriminator=None,
-                   weights: GeneratorLossWeights | None = None) -> tuple[torch.Tensor, dict[str, float]]:
+                   weights: GeneratorLossWeights | None = None,
+                   mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """L_G (module docstring) and its terms as floats. Without a perceptual network or a
-    discriminator that term is left out. The discriminator's parameters get no gradient."""
+    discriminator that term is left out. The discriminator's parameters get no gradient.
+    `mask` (A, [B,H,W]) is needed only for a lower-face weight."""
     weights = weights or GeneratorLossWeights()
     l1 = l1_loss(fake, real)
     total, terms = l1, {"l1": float(l1.detach())}
+    if weights.lower_face and mask is not None:
+        lower_face = masked_l1_loss(fake, real, mask)
+        total = total + weights.lower_face * lower_face
+        terms["lower_face_l1"] = float(lower_face.detach())
     if perceptual_network is not None and weights.perceptual:
         perceptual = perceptual_loss(perceptual_network(fake), perceptual_network(real))
         total = total + weights.perceptual * perceptual
@@ -83,6 +92,12 @@ def generator_loss(fake: torch.Tensor, real: torch.Tensor, perceptual_network=No
         total = total + weights.adversarial * adversarial
         terms["g_adversarial"] = float(adversarial.detach())
     return total, terms
+
+
+def masked_l1_loss(fake: torch.Tensor, real: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """Mean |fake − real| over the pixels (and channels) inside mask [B,H,W] (weights 0..1)."""
+    weights = mask[:, None].to(fake.dtype)
+    return ((fake - real).abs() * weights).sum() / (weights.sum() * fake.shape[1]).clamp_min(1.0)
 
 
 def discriminator_loss(discriminator, real: torch.Tensor, fake: torch.Tensor, step: int,

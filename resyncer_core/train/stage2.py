@@ -91,6 +91,7 @@ class Stage2Config:
     lr: float = 1e-3                      # (paper) Adam, generator and discriminator
     perceptual_weight: float = 0.1        # (paper) λ2
     adversarial_weight: float = 1.0
+    lower_face_weight: float = 0.0        # extra L1 inside mask A (not in the paper; generator_training)
     r1_gamma: float = R1_GAMMA
     r1_interval: int = R1_INTERVAL
     ema_decay: float = 0.999
@@ -108,6 +109,8 @@ class Stage2Config:
             raise ResyncerInputError("--predicted-meshes-from needs --syncformer (a stage-1 syncformer.safetensors)")
         if self.sample_every < 1 or self.r1_interval < 1 or self.reference_window < 1:
             raise ResyncerInputError("sample every, R1 interval and reference window must be at least 1")
+        if self.lower_face_weight < 0:
+            raise ResyncerInputError(f"lower-face weight {self.lower_face_weight} must be 0 or more")
 
 
 def _read_dataset(config, log: Log) -> tuple[CropDataset, CropDataset | None]:
@@ -209,6 +212,7 @@ class Stage2(ImageStage):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
+        self.weights = dataclasses.replace(self.weights, lower_face=self.config.lower_face_weight)
         self.trained_generator = wrap_model(self.generator, self.context)
         self.trained_discriminator = wrap_model(self.discriminator, self.context)
         self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=self.config.lr)
@@ -232,7 +236,8 @@ class Stage2(ImageStage):
                 with self.context.autocast(self.config.loop.bf16):
                     fake = self.trained_generator(batch.overlays, batch.references, mask=batch.masks[:, None]).float()
                 fakes.append(fake.detach())
-                loss, parts = generator_loss(fake, batch.targets, self.perceptual.network, self.discriminator, self.weights)
+                loss, parts = generator_loss(fake, batch.targets, self.perceptual.network, self.discriminator, self.weights,
+                                             batch.masks)
                 terms.append(parts)
                 return loss
             return compute
