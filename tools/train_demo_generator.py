@@ -14,7 +14,8 @@
    the reference's mouth (a nearby frame's mouth is a good guess of the target's, and the
    mouth is a few % of the whole-crop L1) and ignores the mesh: driven by a mesh that opens
    wide, its re-tracked lip gap followed the original video (r 0.93), not the mesh (r 0.28);
-   far references alone (300 more steps) moved that to 0.36 only.
+   far references alone (300 more steps) moved that to 0.36, with the lower-face L1 0.58 after
+   the 700 steps: better, not yet good enough to ship (the mesh warp renders the demo).
 4. `resyncer eval --compare-renderers` on the held-out clip → OUT/eval.json: PSNR / SSIM / LMD
    of the generator, the mesh warp and the static mouth, each repainting frame t's lower face
    from the frame 75 later.
