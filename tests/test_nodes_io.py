@@ -16,9 +16,8 @@ from _audio_media import sine, write_audio
 from comfy_stubs.harness import install_comfy_stubs, load_pack_as_comfyui
 
 from resyncer_core.errors import ResyncerInputError
-from resyncer_core.graph import context
 from resyncer_core.graph.executor import GraphExecutor, GraphValidationError
-from resyncer_core.video import VideoWriter, probe_video
+from resyncer_core.video import VideoWriter
 
 RATE = 44100
 
