@@ -147,6 +147,12 @@ def _target_and_speech(flow: Flow) -> tuple[Node, Node, Node, Node]:
     return target, frames, track, speech
 
 
+def _own_style(flow: Flow, track: Node) -> Node:
+    """The speaking-style reference from the target itself: 90 frames, the stretch the node picks (start -1)."""
+    return flow.add("ReSyncerStyleReference", "Style Reference (own)", "audio", face_track=track["face_track"],
+                    start=-1, length=90)
+
+
 def _audio_meshes(flow: Flow, frames: Node, target: Node, track: Node, style: Node, wav2vec2: Node,
                   syncformer: Node, identity: Node | None = None) -> Node:
     features = flow.add("ReSyncerAudioFeatures", "Audio → Wav2Vec2 Features", "audio", audio=frames["audio"],
@@ -163,8 +169,7 @@ def lipsync() -> Flow:
                 "Re-animates the mouth of the target video to new speech, in the target's own speaking style.")
     target, frames, track, speech = _target_and_speech(flow)
     wav2vec2, syncformer, generator = _models(flow)
-    style = flow.add("ReSyncerStyleReference", "Style Reference (own)", "audio", face_track=track["face_track"],
-                     start=-1, length=90)
+    style = _own_style(flow, track)
     meshes = _audio_meshes(flow, frames, target, track, style, wav2vec2, syncformer)
     _finish(flow, target, frames, track, meshes["meshes"], generator["generator"], frames["audio"])
     return flow
@@ -181,8 +186,7 @@ def shipped_mesh_warp() -> Flow:
     encoder = flow.add("ReSyncerLoadWav2Vec2", "Load speech encoder", "models", model=WHISPER_ENCODER, device="auto")
     syncformer = flow.add("ReSyncerLoadSyncFormer", "Load Style-SyncFormer", "models",
                           model=f"syncformer.safetensors{SHIPPED_SUFFIX}", device="auto", checkpoint_file="")
-    style = flow.add("ReSyncerStyleReference", "Style Reference (own)", "audio", face_track=track["face_track"],
-                     start=-1, length=90)
+    style = _own_style(flow, track)
     meshes = _audio_meshes(flow, frames, target, track, style, encoder, syncformer)
     warp = flow.add("ReSyncerMeshWarp", "Mesh Warp", "generate", reference_crops=track["aligned_crops"],
                     face_track=track["face_track"], meshes=meshes["meshes"], mask_mode="mouth", batch_size=16,
@@ -238,8 +242,7 @@ def face_swap() -> Flow:
     source = flow.add("ReSyncerLoadVideo", "Source face", "inputs", video="source_face.mp4", start_frame=0,
                       frame_limit=25)
     identity = flow.add("ReSyncerFaceIdentity", "Face Identity", "face", images=source["images"], fps=source["fps"])
-    style = flow.add("ReSyncerStyleReference", "Style Reference (own)", "audio", face_track=track["face_track"],
-                     start=-1, length=90)
+    style = _own_style(flow, track)
     meshes = _audio_meshes(flow, frames, target, track, style, wav2vec2, syncformer, identity=identity)
     _finish(flow, target, frames, track, meshes["meshes"], generator["generator"], frames["audio"], mask_mode="face",
             identity=identity, prefix="ReSyncer/face_swap")
@@ -259,8 +262,7 @@ def personalize() -> Flow:
                      images=frames["images"], face_track=track["face_track"], steps=PERSONALIZE_STEPS, lr=1e-3,
                      batch_size=4, discriminator="discriminator.safetensors", vgg19="vgg19.safetensors", seed=0,
                      save_as="", w_plus=False)
-    style = flow.add("ReSyncerStyleReference", "Style Reference (own)", "audio", face_track=track["face_track"],
-                     start=-1, length=90)
+    style = _own_style(flow, track)
     meshes = _audio_meshes(flow, frames, target, track, style, wav2vec2, syncformer)
     _finish(flow, target, frames, track, meshes["meshes"], tuned["generator"], frames["audio"],
             prefix="ReSyncer/personalized")

@@ -218,11 +218,6 @@ def _read_in_order(source: FrameSource, indices: np.ndarray) -> np.ndarray:
     return frames if in_order else frames[indices - first]
 
 
-def _read_frames(source: FrameSource, indices: np.ndarray) -> np.ndarray:
-    """Frames at sorted `indices`, one read each."""
-    return np.stack([source.read(int(index), int(index) + 1)[0] for index in indices])
-
-
 def render_video(job: RenderJob, generator, output: str | os.PathLike, options: RenderOptions | None = None,
                  callbacks: PipelineCallbacks | None = None, clock: StageClock | None = None) -> PipelineResult:
     """Runs pass 2 and writes `output` (H.264, job.audio muxed). The file appears only when
@@ -242,7 +237,7 @@ def render_video(job: RenderJob, generator, output: str | os.PathLike, options: 
             _EncoderThread(writer) as encoder:
         if warping and generator.memory is None:
             with clock.measure("warp"):  # a few frames decoded once: the clip's mouth at its openings
-                generator = load_mesh_warp_memory(generator, lambda indices: _read_frames(source, indices), job.track)
+                generator = load_mesh_warp_memory(generator, source.read_each, job.track)
         for start in range(0, total, options.chunk_size):
             callbacks.check_cancel()
             indices = job.source_indices[start:start + options.chunk_size]

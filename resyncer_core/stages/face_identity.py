@@ -75,13 +75,11 @@ def best_face_similarity(faces: np.ndarray, target_crops: torch.Tensor,
     return float((faces @ target).max())
 
 
-
 def sampled_face_crops(video: str | os.PathLike, tracker, count: int = DESCRIPTOR_CROPS) -> torch.Tensor:
     """Aligned crops [N,3,256,256] of the tracked face in up to `count` frames spread over the
     video (the tracker's face choice applies; frames without a face are left out)."""
     with FrameSource(video) as source:
-        frames = np.stack([source.read(int(index), int(index) + 1)[0]
-                           for index in evenly_spaced(probe_video(video).frame_count, count)])
+        frames = source.read_each(evenly_spaced(probe_video(video).frame_count, count))
     track = tracker.track(frames, 25.0, smoothing=0.0)
     valid = np.flatnonzero(track.valid)
     if not len(valid):

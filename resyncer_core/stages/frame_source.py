@@ -75,6 +75,10 @@ class FrameSource:
                 "when tracked); re-encode it or give another file")
         return np.stack(frames)
 
+    def read_each(self, indices) -> np.ndarray:
+        """Frames at sorted `indices` (any gaps), one read each: uint8 [len(indices), H, W, 3]."""
+        return np.stack([self.read(int(index), int(index) + 1)[0] for index in indices])
+
     def _seek(self, target: int) -> None:
         stream = self._stream
         origin = stream.start_time or 0

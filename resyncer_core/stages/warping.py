@@ -21,12 +21,7 @@ from ..face.alignment import CROP_SIZE
 from ..face.track import FaceTrack, posed_mesh_in_crop
 from ..models.checkpoint import is_random_initialised, read_checkpoint_metadata
 from ..render.mesh_warp import MEMORY_SIZE, MouthMemory, lip_gap, warp_faces
-from .face_identity import (
-    SAME_FACE_SIMILARITY,
-    TargetCrops,
-    best_face_similarity,
-    trained_faces,
-)
+from .face_identity import SAME_FACE_SIMILARITY, TargetCrops, best_face_similarity, evenly_spaced, trained_faces
 from .functions import aligned_crops, select_frames
 
 RENDERERS = ("auto", "generator", "warp")
@@ -105,8 +100,7 @@ def memory_frames(track: FaceTrack, size: int = MEMORY_SIZE) -> np.ndarray:
         return valid
     gaps = lip_gap(tracked_in_crop(select_frames(track, valid))).numpy()
     order = valid[np.argsort(gaps, kind="stable")]
-    picks = np.linspace(0, len(order) - 1, min(size, len(order))).round().astype(np.int64)
-    return np.unique(order[picks])
+    return np.unique(order[evenly_spaced(len(order), size)])
 
 
 def mouth_memory(crops: torch.Tensor, track: FaceTrack) -> MouthMemory:

@@ -42,34 +42,17 @@ from ..errors import ResyncerInputError
 from ..face import FaceTracker
 from ..metrics.identity import identity_similarity
 from ..metrics.image import psnr, ssim
-from ..metrics.landmarks import (
-    aperture_sync,
-    landmark_distance,
-    mesh_aperture,
-    track_crops,
-)
+from ..metrics.landmarks import aperture_sync, landmark_distance, mesh_aperture, track_crops
 from ..metrics.mesh import lip_vertex_error
 from ..metrics.sync import sync_scores
 from ..models.checkpoint import is_random_initialised, load_checkpoint
 from ..models.presets import MODEL_FILES
 from ..render.mesh_warp import MouthMemory, warp_faces
 from ..stages.functions import predict_meshes
-from ..stages.model_files import (
-    load_identity_network,
-    resolve_device,
-    trained_audio_encoder_spec,
-)
+from ..stages.model_files import load_identity_network, resolve_device, trained_audio_encoder_spec
 from ..stages.warping import WARP_BATCH_SIZE
 from .crop_dataset import CropDataset
-from .dataset import (
-    AUDIO_FILE,
-    DATASET_FPS,
-    cache_features,
-    load_clip_arrays,
-    load_features,
-    read_index,
-    read_wav,
-)
+from .dataset import AUDIO_FILE, DATASET_FPS, cache_features, load_clip_arrays, load_features, read_index, read_wav
 from .generator_training import crops_from_uint8
 from .stage1 import split_clips
 

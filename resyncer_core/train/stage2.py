@@ -33,23 +33,12 @@ from ..models.checkpoint import load_checkpoint, save_checkpoint
 from ..models.discriminator import Discriminator
 from ..models.generator import ReSyncGenerator
 from ..models.presets import preset_config
-from ..stages.face_identity import (
-    MAX_RECORDED_FACES,
-    evenly_spaced,
-    face_descriptor_network,
-    mean_face_descriptor,
-    trained_faces_metadata,
-)
+from ..stages.face_identity import (MAX_RECORDED_FACES, evenly_spaced, face_descriptor_network, mean_face_descriptor,
+                                   trained_faces_metadata)
 from ..stages.model_files import load_perceptual_network, trained_audio_encoder_spec
 from .crop_dataset import DEFAULT_CACHED_CLIPS, CropDataset, ImageBatch
 from .dataset import read_index
-from .distributed import (
-    DistributedContext,
-    accumulated_backward,
-    sample_rng,
-    unwrap_model,
-    wrap_model,
-)
+from .distributed import DistributedContext, accumulated_backward, sample_rng, unwrap_model, wrap_model
 from .ema import ModelEMA, check_ema_decay
 from .generator_training import (
     R1_GAMMA,
@@ -61,14 +50,7 @@ from .generator_training import (
     generator_loss,
     write_sample_grid,
 )
-from .loop import (
-    Log,
-    LoopConfig,
-    TrainingResult,
-    check_learning_rate,
-    run_training,
-    seed_everything,
-)
+from .loop import Log, LoopConfig, TrainingResult, check_learning_rate, run_training, seed_everything
 from .stage1 import TRAINING_CONFIG_KEY, split_clips
 
 GENERATOR_FILE = "generator.safetensors"
