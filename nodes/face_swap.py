@@ -82,8 +82,8 @@ class ReSyncerFaceSwapInject:
                 "batch_size": batch_size_input(),
             },
             "optional": {
-                "mask": ("MASK", {"tooltip": "Mesh Overlay's mask A'; used by generators that mask low-level "
-                                  "features."}),
+                "mask": ("MASK", {"tooltip": "Mesh Overlay's mask A'; needed by generators that mask low-level "
+                                  "features or hide the reference's lower face."}),
                 "precision": precision_input(),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},

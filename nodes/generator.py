@@ -99,8 +99,8 @@ class ReSyncerGenerator:
                 "batch_size": batch_size_input(),
             },
             "optional": {
-                "mask": ("MASK", {"tooltip": "Mesh Overlay's mask; used by generators trained to mask low-level "
-                                  "features, ignored by the others."}),
+                "mask": ("MASK", {"tooltip": "Mesh Overlay's mask; needed by generators that mask low-level "
+                                  "features or hide the reference's lower face, ignored by the others."}),
                 "precision": precision_input(),
                 "face_track": (FACE_TRACK, {"tooltip": "Track of these frames: with meshes, lets an untrained "
                                             "(random-initialised) generator be replaced by the mesh warp."}),

@@ -191,6 +191,36 @@ def test_low_level_feature_masking_follows_stylesync():
         assert (model(overlay, reference, mask=mask) - unmasked(overlay, reference)).abs().mean() > 1e-3
 
 
+def test_hidden_reference_lower_face_is_never_seen_and_the_rest_is():
+    """hide_reference_lower_face: the reference's pixels under the mask cannot change the
+    output (lip-sync and the swap's reference stream), those outside can; the identity frame
+    of a swap is never masked; without a mask it says what to pass."""
+    model = tiny_generator(hide_reference_lower_face=True).eval()
+    overlay, reference = random_images(2)
+    mask = torch.zeros(2, 256, 256)
+    mask[:, 128:, :] = 1.0
+    mouth_changed, top_changed = reference.clone(), reference.clone()
+    mouth_changed[..., 128:, :] = torch.rand_like(mouth_changed[..., 128:, :])
+    top_changed[..., :128, :] = torch.rand_like(top_changed[..., :128, :])
+    identity = random_images(1, seed=3)[0]
+    with torch.no_grad():
+        out = model(overlay, reference, mask=mask)
+        assert torch.equal(model(overlay, mouth_changed, mask=mask), out)
+        assert not torch.equal(model(overlay, top_changed, mask=mask), out)
+        swapped = model.swap(overlay, identity, reference, mask=mask)
+        assert torch.equal(model.swap(overlay, identity, mouth_changed, mask=mask), swapped)
+        identity_mouth = identity.clone()
+        identity_mouth[..., 128:, :] = 0
+        assert not torch.equal(model.swap(overlay, identity_mouth, reference, mask=mask), swapped)
+    with pytest.raises(ValueError, match="hides the reference's lower face.*pass the lower-face mask"):
+        model(overlay, reference)
+    # No new weights: off, the same parameters see the whole reference.
+    seeing = ReSyncGenerator(tiny_config())
+    seeing.load_state_dict(model.state_dict())
+    with torch.no_grad():
+        assert torch.equal(seeing(overlay, reference * (1 - mask[:, None])), out)
+
+
 def test_low_level_feature_mask_may_live_on_another_device():
     """The mask is moved to the feature maps' device; the meta device stands in for a GPU."""
     model = tiny_generator(size=64, mask_low_level_features=True).to("meta")

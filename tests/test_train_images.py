@@ -123,8 +123,9 @@ def test_swap_needs_two_speakers(image_data, stage2_run, tmp_path, capsys):
 
 def test_stage2_switches_to_predicted_meshes_and_eval_prints_the_table(image_data, stage2_run, tmp_path, capsys):
     """Stage 1 trained for two steps on the same clips; stage 2 continued from the fixture's
-    generator with the Style-SyncFormer's meshes from step 2 on; then eval of both models: every
-    metric of the table is there (LSE needs SyncNet weights, which the test has not got)."""
+    generator with the Style-SyncFormer's meshes from step 2 on, told to hide the reference's
+    lower face (recorded in its file); then eval of both models: every metric of the table is
+    there (LSE needs SyncNet weights, which the test has not got)."""
     stage1 = tmp_path / "stage1"
     assert main(["train", "stage1", "--data", str(image_data), "-o", str(stage1), "--steps", "2", "--window", "12",
                  "--style-frames", "8", "--batch-size", "2", "--validation-clips", "0"]) == 0
@@ -132,8 +133,10 @@ def test_stage2_switches_to_predicted_meshes_and_eval_prints_the_table(image_dat
     assert main(["train", "stage2", "--data", str(image_data), "-o", str(continued), "--steps", "2", *FAST,
                  "--init", str(stage2_run / "generator.safetensors"), "--syncformer",
                  str(stage1 / "syncformer.safetensors"), "--predicted-meshes-from", "2", "--style-frames", "8",
-                 "--sample-every", "100"]) == 0
+                 "--sample-every", "100", "--hide-reference-lower-face", "--lower-face-weight", "5"]) == 0
     assert "predicted meshes of 2 clips ready, used from step 2" in capsys.readouterr().out
+    assert load_checkpoint(continued / "generator.safetensors", kind="generator")[1].hide_reference_lower_face
+    assert not load_checkpoint(stage2_run / "generator.safetensors", kind="generator")[1].hide_reference_lower_face
     output = tmp_path / "eval.json"
     assert main(["eval", "--data", str(image_data), "--syncformer", str(stage1 / "syncformer.safetensors"),
                  "--generator", str(stage2_run / "generator.safetensors"), "--frames", "6", "--json", str(output)]) == 0

@@ -52,6 +52,14 @@ class GeneratorConfig:
         256², i.e. layers 8–13 of L = 14. Off by default: in ReSyncer the masked region holds
         the mesh guidance, and removing it from the maps is the paper's "w/o Mesh-Inject"
         ablation, which hurts sync.
+    hide_reference_lower_face: not in the paper. The reference frame's pixels under the mask are
+        zeroed before encoding, so the lower face can come only from the mesh overlay and the
+        weights. At inference the reference is the target frame itself (paper A.1), whose own
+        mouth a generator trained on little data learns to copy; hiding it makes such a
+        generator follow the mesh (the demo generator, tools/train_demo_generator.py: re-tracked
+        lip aperture against the driving mesh r 0.62 seeing the reference's mouth, 0.99 with the
+        same weights not seeing it). Off by default; then requires the mask, like
+        mask_low_level_features.
     w_offset_hidden: StyleSync's personalisation option; > 0 adds ΔW = MLP(f_f) (hidden width
         w_offset_hidden, output one offset per W+ layer) to W+, learnt by `resyncer personalize
         --w-plus` with an L2 penalty; its last layer starts at zero, so a fresh offset changes
@@ -69,6 +77,7 @@ class GeneratorConfig:
     concat_noise: bool = True
     audio_dim: int = 0
     mask_low_level_features: bool = False
+    hide_reference_lower_face: bool = False
     w_offset_hidden: int = 0
     lr_mlp: float = 0.01
     blur_kernel: tuple[int, ...] = (1, 3, 3, 1)
@@ -229,13 +238,25 @@ class ReSyncGenerator(nn.Module):
         f_f, maps = self.encoder(six_channel_input)
         masked = self.config.masked_resolutions
         if masked:
-            if mask is None:
-                raise ResyncerInputError("this generator masks its high-resolution features "
-                                 "(mask_low_level_features=True); pass the lower-face mask")
-            keep = 1.0 - (mask.unsqueeze(1) if mask.ndim == 3 else mask).to(maps[-1].device, maps[-1].dtype)
+            keep = _kept_area(_required_mask(mask, "masks its high-resolution features (mask_low_level_features)"),
+                              maps[-1])
             maps = [fmap * F.interpolate(keep, size=fmap.shape[-2:], mode="area")
                     if fmap.shape[-1] in masked else fmap for fmap in maps]
         return f_f, maps
+
+    def encode_pair(self, overlay: torch.Tensor, reference: torch.Tensor,
+                    mask: torch.Tensor | None = None) -> tuple[torch.Tensor, list[torch.Tensor]]:
+        """E([I^AM, I_ref]) as lip-sync sees it (the reference hidden under the mask with
+        hide_reference_lower_face); returns what `encode` does."""
+        return self.encode(torch.cat([overlay, self._visible_reference(reference, mask)], dim=1), mask)
+
+    def _visible_reference(self, reference: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """The reference as the encoder sees it: whole, or its masked area zeroed
+        (hide_reference_lower_face)."""
+        if not self.config.hide_reference_lower_face:
+            return reference
+        return reference * _kept_area(_required_mask(mask, "hides the reference's lower face (hide_reference_lower_face)"),
+                                      reference)
 
     def latent_from_features(self, f_f: torch.Tensor, audio: torch.Tensor | None = None) -> torch.Tensor:
         """f_f [B, style_dim] (and audio [B, audio_dim] when audio_dim > 0) → W+ [B, n_latent,
@@ -272,7 +293,7 @@ class ReSyncGenerator(nn.Module):
     def forward(self, overlay: torch.Tensor, reference: torch.Tensor, audio: torch.Tensor | None = None,
                 mask: torch.Tensor | None = None) -> torch.Tensor:
         """Lip-sync: G(E([I^AM, I_ref])) → [B, 3, size, size]."""
-        f_f, feature_maps = self.encode(torch.cat([overlay, reference], dim=1), mask)
+        f_f, feature_maps = self.encode_pair(overlay, reference, mask)
         return self.synthesize(self.latent_from_features(f_f, audio), feature_maps)
 
     def swap(self, overlay_swap: torch.Tensor, identity_frame: torch.Tensor, reference: torch.Tensor,
@@ -282,7 +303,18 @@ class ReSyncGenerator(nn.Module):
         batch = overlay_swap.shape[0]
         # Both encodings in one batch: one encoder pass instead of two.
         pairs = torch.cat([torch.cat([overlay_swap, identity_frame], dim=1),
-                           torch.cat([overlay_swap, reference], dim=1)], dim=0)
+                           torch.cat([overlay_swap, self._visible_reference(reference, mask)], dim=1)], dim=0)
         f_f, feature_maps = self.encode(pairs, None if mask is None else torch.cat([mask, mask], dim=0))
         w_plus = self.latent_from_features(f_f[:batch], audio)
         return self.synthesize(w_plus, [fmap[batch:] for fmap in feature_maps])
+
+
+def _required_mask(mask: torch.Tensor | None, what: str) -> torch.Tensor:
+    if mask is None:
+        raise ResyncerInputError(f"this generator {what}; pass the lower-face mask (Mesh Overlay's mask)")
+    return mask
+
+
+def _kept_area(mask: torch.Tensor, like: torch.Tensor) -> torch.Tensor:
+    """1 − mask as [B, 1, H, W] on `like`'s device and dtype; mask is [B, H, W] or [B, 1, H, W]."""
+    return 1.0 - (mask.unsqueeze(1) if mask.ndim == 3 else mask).to(like.device, like.dtype)

@@ -199,6 +199,10 @@ def _add_stage2_parser(stages) -> None:
     parser.add_argument("--lower-face-weight", type=float, default=defaults.lower_face_weight,
                         help="extra L1 inside mask A, per masked pixel (default 0, the paper's losses): makes a short "
                              "run learn the mouth from the mesh")
+    parser.add_argument("--hide-reference-lower-face", action="store_true",
+                        help="the generator sees the reference only outside mask A (not in the paper; recorded in the "
+                             "generator, so inference hides it too): a generator trained on little data then takes the "
+                             "mouth from the mesh instead of copying the target frame's own mouth")
     parser.set_defaults(handler=_run_stage2)
 
 
@@ -208,7 +212,8 @@ def _run_stage2(args) -> int:
     config = Stage2Config(**_image_fields(args), init_generator=None if args.init is None else str(args.init),
                           syncformer=None if args.syncformer is None else str(args.syncformer),
                           predicted_meshes_from=args.predicted_meshes_from, style_frames=args.style_frames,
-                          adversarial_weight=args.adversarial_weight, lower_face_weight=args.lower_face_weight)
+                          adversarial_weight=args.adversarial_weight, lower_face_weight=args.lower_face_weight,
+                          hide_reference_lower_face=args.hide_reference_lower_face)
     return _run_distributed(train_stage2, config, args)
 
 

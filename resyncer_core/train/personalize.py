@@ -185,8 +185,8 @@ def personalize_generator(generator, clip: PersonalizationClip, config: Personal
         references = reference_indices(targets, len(clip), rng)
         real = crops_from_uint8(clip.crops[targets], device)
         mask = clip.masks[targets].to(device, torch.float32)
-        f_f, maps = generator.encode(torch.cat([crops_from_uint8(clip.overlays[targets], device),
-                                                crops_from_uint8(clip.crops[references], device)], dim=1), mask)
+        f_f, maps = generator.encode_pair(crops_from_uint8(clip.overlays[targets], device),
+                                          crops_from_uint8(clip.crops[references], device), mask)
         fake = generator.synthesize(generator.latent_from_features(f_f), maps)
         loss, parts = generator_loss(fake, real, perceptual, discriminator, weights)
         if config.w_plus:

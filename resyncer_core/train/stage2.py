@@ -74,6 +74,7 @@ class Stage2Config:
     perceptual_weight: float = 0.1        # (paper) λ2
     adversarial_weight: float = 1.0
     lower_face_weight: float = 0.0        # extra L1 inside mask A (not in the paper; generator_training)
+    hide_reference_lower_face: bool = False  # the generator option of that name (not in the paper)
     r1_gamma: float = R1_GAMMA
     r1_interval: int = R1_INTERVAL
     ema_decay: float = 0.999
@@ -259,6 +260,9 @@ def build_stage2(config: Stage2Config, context: DistributedContext, log: Log) ->
         generator = load_checkpoint(config.init_generator, kind="generator")[0]
     else:
         generator = ReSyncGenerator(preset_config(config.preset, "generator"))
+    if config.hide_reference_lower_face:
+        # The option adds no weights: the same generator (random or --init), told to hide it.
+        generator.config = dataclasses.replace(generator.config, hide_reference_lower_face=True)
     discriminator = Discriminator(preset_config(config.preset, "discriminator"))
     if config.syncformer:
         syncformer = load_checkpoint(config.syncformer, kind="syncformer", device=context.device)[0]
