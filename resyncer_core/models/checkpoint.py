@@ -102,7 +102,12 @@ def save_checkpoint(model: torch.nn.Module, config: Any, kind: str, path: str | 
 def is_random_initialised(path: str | os.PathLike) -> bool:
     """Whether the checkpoint at `path` is marked as a random initialisation (models init)."""
     with safe_open(str(path), framework="pt") as handle:
-        return (handle.metadata() or {}).get(INITIALISATION_KEY) == "random"
+        return marks_random_initialisation(handle.metadata() or {})
+
+
+def marks_random_initialisation(metadata: dict[str, str]) -> bool:
+    """Whether a checkpoint's metadata (read_checkpoint_metadata) marks a random initialisation."""
+    return metadata.get(INITIALISATION_KEY) == "random"
 
 
 def _existing_file(path: str | os.PathLike) -> Path:

@@ -63,7 +63,12 @@ def trained_faces_metadata(descriptors: list[np.ndarray]) -> dict[str, str]:
 
 def trained_faces(generator_path: str | os.PathLike) -> np.ndarray | None:
     """[K,D] descriptors of the faces a generator was trained on, or None when it records none."""
-    recorded = read_checkpoint_metadata(generator_path).get(TRAINED_FACES_KEY)
+    return recorded_faces(read_checkpoint_metadata(generator_path))
+
+
+def recorded_faces(metadata: dict[str, str]) -> np.ndarray | None:
+    """trained_faces from a generator file's metadata (read_checkpoint_metadata)."""
+    recorded = metadata.get(TRAINED_FACES_KEY)
     return None if recorded is None else np.asarray(json.loads(recorded), dtype=np.float32)
 
 

@@ -19,9 +19,9 @@ import torch
 from ..errors import CheckpointError, ResyncerInputError
 from ..face.alignment import CROP_SIZE
 from ..face.track import FaceTrack, posed_mesh_in_crop
-from ..models.checkpoint import is_random_initialised, read_checkpoint_metadata
+from ..models.checkpoint import marks_random_initialisation, read_checkpoint_metadata
 from ..render.mesh_warp import MEMORY_SIZE, MouthMemory, lip_gap, warp_faces
-from .face_identity import SAME_FACE_SIMILARITY, TargetCrops, best_face_similarity, evenly_spaced, trained_faces
+from .face_identity import SAME_FACE_SIMILARITY, TargetCrops, best_face_similarity, evenly_spaced, recorded_faces
 from .functions import aligned_crops, select_frames
 
 RENDERERS = ("auto", "generator", "warp")
@@ -58,12 +58,16 @@ def warp_reason(generator_path: Path | None, target_crops: TargetCrops | None = 
     initialisation (it draws noise), or it records the few faces it was trained on
     (stages.face_identity) and `target_crops()` shows another. A missing or unreadable file
     gives None: the generator's loader reports what is wrong with it."""
-    if generator_path is None or not Path(generator_path).is_file() or not _readable(Path(generator_path)):
+    if generator_path is None:
+        return None
+    try:
+        metadata = read_checkpoint_metadata(generator_path)
+    except CheckpointError:  # missing or unreadable
         return None
     name = Path(generator_path).name
-    if is_random_initialised(generator_path):
+    if marks_random_initialisation(metadata):
         return f"{name} is a random initialisation (untrained)"
-    faces = trained_faces(generator_path)
+    faces = recorded_faces(metadata)
     if faces is None or target_crops is None:
         return None
     crops = target_crops()
@@ -75,16 +79,6 @@ def warp_reason(generator_path: Path | None, target_crops: TargetCrops | None = 
     return (f"{name} was trained on {len(faces)} face(s) only and this face is another (face similarity "
             f"{similarity:.2f} < {SAME_FACE_SIMILARITY}; `resyncer personalize` or `resyncer train stage2` "
             "trains a generator for it)")
-
-
-def _readable(path: Path) -> bool:
-    """Whether the checkpoint's header reads; an unreadable file is left to the generator's
-    loader, which names what is wrong with it."""
-    try:
-        read_checkpoint_metadata(path)
-    except CheckpointError:
-        return False
-    return True
 
 
 def tracked_in_crop(track: FaceTrack) -> torch.Tensor:
