@@ -138,6 +138,11 @@ def _add_image_arguments(parser, defaults) -> None:
                         help=f"λ2 of the perceptual term (paper: {defaults.perceptual_weight:g})")
     parser.add_argument("--ema-decay", type=float, default=defaults.ema_decay,
                         help=f"generator EMA decay; the EMA is exported (default {defaults.ema_decay:g})")
+    parser.add_argument("--adversarial-weight", type=float, default=defaults.adversarial_weight,
+                        help="weight of the generator's adversarial term")
+    parser.add_argument("--lower-face-weight", type=float, default=defaults.lower_face_weight,
+                        help="extra L1 inside mask A, per masked pixel (default 0, the paper's losses): makes a short "
+                             "run learn the mouth from the mesh")
     parser.add_argument("--sample-every", type=int, default=defaults.sample_every,
                         help="steps between PNG sample grids in RUN/samples (overlay, reference, output, target)")
     parser.add_argument("--max-cached-clips", type=int, default=defaults.max_cached_clips,
@@ -150,8 +155,9 @@ def _add_image_arguments(parser, defaults) -> None:
 
 
 def _image_fields(args) -> dict:
-    return dict(data=str(args.data), preset=args.preset, models=None if args.models is None else str(args.models),
+    return dict(data=str(args.data), models=None if args.models is None else str(args.models),
                 lr=args.lr, perceptual_weight=args.perceptual_weight, ema_decay=args.ema_decay,
+                adversarial_weight=args.adversarial_weight, lower_face_weight=args.lower_face_weight,
                 sample_every=args.sample_every, max_cached_clips=args.max_cached_clips,
                 validation_clips=args.validation_clips, reference_window=args.reference_window,
                 loop=loop_config_from(args))
@@ -194,11 +200,6 @@ def _add_stage2_parser(stages) -> None:
                         help="step from which the overlays show the Style-SyncFormer's meshes instead of tracked ones")
     parser.add_argument("--style-frames", type=int, default=defaults.style_frames,
                         help="style reference length T_S of the predicted meshes (90)")
-    parser.add_argument("--adversarial-weight", type=float, default=defaults.adversarial_weight,
-                        help="weight of the generator's adversarial term")
-    parser.add_argument("--lower-face-weight", type=float, default=defaults.lower_face_weight,
-                        help="extra L1 inside mask A, per masked pixel (default 0, the paper's losses): makes a short "
-                             "run learn the mouth from the mesh")
     parser.add_argument("--hide-reference-lower-face", action="store_true",
                         help="the generator sees the reference only outside mask A (not in the paper; recorded in the "
                              "generator, so inference hides it too): a generator trained on little data then takes the "
@@ -209,10 +210,10 @@ def _add_stage2_parser(stages) -> None:
 def _run_stage2(args) -> int:
     from .stage2 import Stage2Config, train_stage2
 
-    config = Stage2Config(**_image_fields(args), init_generator=None if args.init is None else str(args.init),
+    config = Stage2Config(**_image_fields(args), preset=args.preset,
+                          init_generator=None if args.init is None else str(args.init),
                           syncformer=None if args.syncformer is None else str(args.syncformer),
                           predicted_meshes_from=args.predicted_meshes_from, style_frames=args.style_frames,
-                          adversarial_weight=args.adversarial_weight, lower_face_weight=args.lower_face_weight,
                           hide_reference_lower_face=args.hide_reference_lower_face)
     return _run_distributed(train_stage2, config, args)
 
@@ -243,9 +244,7 @@ def _add_swap_parser(stages) -> None:
 def _run_swap(args) -> int:
     from .swap import SwapConfig, train_swap
 
-    fields = _image_fields(args)
-    fields.pop("preset")  # the generator comes from --init, with its own size
-    config = SwapConfig(**fields, init_generator=str(args.init),
+    config = SwapConfig(**_image_fields(args), init_generator=str(args.init),
                         discriminator=None if args.discriminator is None else str(args.discriminator),
                         identity_weight=args.identity_weight, feature_matching_weight=args.feature_matching_weight)
     return _run_distributed(train_swap, config, args)

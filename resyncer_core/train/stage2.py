@@ -60,27 +60,20 @@ SAMPLE_ROWS = 4
 VALIDATION_FRAMES = 8                 # per held-out clip
 
 
-@dataclass
-class Stage2Config:
-    """Everything a stage-2 run depends on; saved into its checkpoints and its generator file."""
+@dataclass(kw_only=True)
+class ImageTrainingConfig:
+    """What stage 2 and swap training share (ImageStage reads these); each is saved into its
+    run's checkpoints and generator file."""
 
     data: str
-    preset: str = "tiny"
     models: str | None = None             # folder with a trained vgg19.safetensors (else EfficientNet-Lite0)
-    init_generator: str | None = None     # start from this generator (else the preset's random one)
-    syncformer: str | None = None         # stage-1 result for predicted meshes
-    predicted_meshes_from: int | None = None  # step from which predicted meshes replace tracked ones
     lr: float = 1e-3                      # (paper) Adam, generator and discriminator
     perceptual_weight: float = 0.1        # (paper) λ2
     adversarial_weight: float = 1.0
     lower_face_weight: float = 0.0        # extra L1 inside mask A (not in the paper; generator_training)
-    hide_reference_lower_face: bool = False  # the generator option of that name (not in the paper)
-    r1_gamma: float = R1_GAMMA
-    r1_interval: int = R1_INTERVAL
     ema_decay: float = 0.999
     reference_window: int = REFERENCE_WINDOW
     sample_every: int = 500
-    style_frames: int = 90                # (paper) T_S for the predicted meshes' style reference
     max_cached_clips: int = DEFAULT_CACHED_CLIPS
     validation_clips: int | None = None
     loop: LoopConfig = field(default_factory=LoopConfig)
@@ -88,12 +81,31 @@ class Stage2Config:
     def __post_init__(self) -> None:
         check_learning_rate(self.lr)
         check_ema_decay(self.ema_decay)
-        if self.predicted_meshes_from is not None and not self.syncformer:
-            raise ResyncerInputError("--predicted-meshes-from needs --syncformer (a stage-1 syncformer.safetensors)")
-        if self.sample_every < 1 or self.r1_interval < 1 or self.reference_window < 1:
-            raise ResyncerInputError("sample every, R1 interval and reference window must be at least 1")
+        if self.sample_every < 1 or self.reference_window < 1:
+            raise ResyncerInputError("sample every and reference window must be at least 1")
         if self.lower_face_weight < 0:
             raise ResyncerInputError(f"lower-face weight {self.lower_face_weight} must be 0 or more")
+
+
+@dataclass(kw_only=True)
+class Stage2Config(ImageTrainingConfig):
+    """Everything a stage-2 run depends on."""
+
+    preset: str = "tiny"
+    init_generator: str | None = None     # start from this generator (else the preset's random one)
+    hide_reference_lower_face: bool = False  # the generator option of that name (not in the paper)
+    syncformer: str | None = None         # stage-1 result for predicted meshes
+    predicted_meshes_from: int | None = None  # step from which predicted meshes replace tracked ones
+    r1_gamma: float = R1_GAMMA
+    r1_interval: int = R1_INTERVAL
+    style_frames: int = 90                # (paper) T_S for the predicted meshes' style reference
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        if self.predicted_meshes_from is not None and not self.syncformer:
+            raise ResyncerInputError("--predicted-meshes-from needs --syncformer (a stage-1 syncformer.safetensors)")
+        if self.r1_interval < 1:
+            raise ResyncerInputError("R1 interval must be at least 1")
 
 
 def _read_dataset(config, log: Log) -> tuple[CropDataset, CropDataset | None]:
@@ -123,7 +135,8 @@ class ImageStage:
         self.perceptual = load_perceptual_network(Path(config.models) if config.models else None, context.device, log)
         log(f"{self.name}: perceptual term: {self.perceptual.name}")
         self.data, self.validation_data = data, validation
-        self.weights = GeneratorLossWeights(perceptual=config.perceptual_weight, adversarial=config.adversarial_weight)
+        self.weights = GeneratorLossWeights(perceptual=config.perceptual_weight, adversarial=config.adversarial_weight,
+                                            lower_face=config.lower_face_weight)
         self.g_optimizer = torch.optim.Adam(self.generator.parameters(), lr=config.lr)
 
     def uses_predicted_meshes(self, step: int) -> bool:
@@ -195,7 +208,6 @@ class Stage2(ImageStage):
 
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
-        self.weights = dataclasses.replace(self.weights, lower_face=self.config.lower_face_weight)
         self.trained_generator = wrap_model(self.generator, self.context)
         self.trained_discriminator = wrap_model(self.discriminator, self.context)
         self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=self.config.lr)

@@ -19,7 +19,7 @@ frame I', swap output and target.
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
@@ -29,36 +29,22 @@ from torch import nn
 from ..errors import ResyncerInputError
 from ..models.checkpoint import load_checkpoint
 from ..stages.model_files import load_identity_network
-from .crop_dataset import DEFAULT_CACHED_CLIPS, ImageBatch
+from .crop_dataset import ImageBatch
 from .distributed import DistributedContext, accumulated_backward, wrap_model
-from .ema import check_ema_decay
-from .generator_training import REFERENCE_WINDOW, crops_from_uint8, generator_loss
+from .generator_training import crops_from_uint8, generator_loss
 from .image_losses import feature_matching_loss, identity_loss
-from .loop import Log, LoopConfig, TrainingResult, check_learning_rate, run_training, seed_everything
-from .stage2 import DISCRIMINATOR_FILE, SAMPLE_ROWS, ImageStage, _read_dataset
+from .loop import Log, TrainingResult, run_training, seed_everything
+from .stage2 import DISCRIMINATOR_FILE, SAMPLE_ROWS, ImageStage, ImageTrainingConfig, _read_dataset
 
 
-@dataclass
-class SwapConfig:
-    data: str
+@dataclass(kw_only=True)
+class SwapConfig(ImageTrainingConfig):
+    """Everything a swap run depends on (the shared image-training fields and these)."""
+
     init_generator: str                   # the stage-2 generator to start from
     discriminator: str | None = None      # default: discriminator.safetensors beside init_generator
-    models: str | None = None             # trained vgg19 / arcface here replace the shipped networks
-    lr: float = 1e-3                      # (paper) Adam
-    perceptual_weight: float = 0.1        # (paper) λ2, reconstruction stream
-    adversarial_weight: float = 1.0       # reconstruction stream, against the frozen discriminator
     identity_weight: float = 1.0
     feature_matching_weight: float = 1.0
-    ema_decay: float = 0.999
-    reference_window: int = REFERENCE_WINDOW
-    sample_every: int = 500
-    max_cached_clips: int = DEFAULT_CACHED_CLIPS
-    validation_clips: int | None = None
-    loop: LoopConfig = field(default_factory=LoopConfig)
-
-    def __post_init__(self) -> None:
-        check_learning_rate(self.lr)
-        check_ema_decay(self.ema_decay)
 
 
 class BothStreams(nn.Module):
