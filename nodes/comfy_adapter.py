@@ -161,7 +161,8 @@ def _walk_files(root: Path, max_depth: int = 8) -> list[Path]:
 def list_checkpoints(kind: str | None = None) -> list[str]:
     """Checkpoint names (paths relative to their model folder, "/"-separated) for a loader's
     combo; with `kind`, only files whose metadata declares that kind. Sorted, files whose name
-    contains the kind first (e.g. generator.safetensors for kind "generator")."""
+    contains the kind first (e.g. generator.safetensors for kind "generator"), then the shipped
+    ones ("name (shipped)")."""
     names: list[str] = []
     for root in model_roots(RESYNCER_FOLDER):
         for path in _walk_files(root):
@@ -172,11 +173,11 @@ def list_checkpoints(kind: str | None = None) -> list[str]:
             name = path.relative_to(root).as_posix()
             if name not in names:
                 names.append(name)
-    names += [path.name + SHIPPED_SUFFIX for path in sorted(SHIPPED_MODELS_DIR.glob("*.safetensors"))
-              if kind is None or checkpoint_kind(path) == kind]
     if kind is not None:
         names.sort(key=lambda n: (kind not in Path(n).name.lower(), n))
-    return names
+    # The shipped files last: a user's own models come first in the combo.
+    return names + [path.name + SHIPPED_SUFFIX for path in sorted(SHIPPED_MODELS_DIR.glob("*.safetensors"))
+                    if kind is None or checkpoint_kind(path) == kind]
 
 
 def list_wav2vec2_models() -> list[str]:

@@ -174,7 +174,7 @@ def test_cli_drive_with_the_warp_needs_no_models_and_times_its_stages(tmp_path_f
     assert main(["drive", "--video", str(target), "--driver", str(driver), "-o", str(output), "--renderer", "warp",
                  "--models", str(tmp_path / "no_such_folder")]) == 0
     summary = capsys.readouterr().out
-    assert output.exists() and "warp " in summary and "generator 0.0s" in summary
+    assert output.exists() and "warp " in summary and "generator" not in summary  # only the renderer that ran
 
 
 def test_mesh_warp_node_matches_the_generator_nodes_crops_socket(lipsynced):

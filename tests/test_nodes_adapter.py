@@ -30,11 +30,11 @@ def _isolated(monkeypatch):
 def test_models_come_from_the_runner_folder_then_the_environment(adapter, monkeypatch, tmp_path):
     models = tiny_models()
     assert not adapter.in_comfyui()
-    assert adapter.list_checkpoints("generator") == []
+    assert adapter.list_checkpoints("generator") == ["generator.safetensors (shipped)"]
     assert adapter.list_wav2vec2_models() == ["whisper (shipped)", "mel"]
     with context.scoped(models_dir=models):
-        assert adapter.list_checkpoints("generator") == ["generator.safetensors"]
-        # The folder's own first, then the shipped Style-SyncFormer.
+        assert adapter.list_checkpoints("generator") == ["generator.safetensors", "generator.safetensors (shipped)"]
+        # The folder's own first, then the shipped ones.
         assert adapter.list_checkpoints("syncformer") == ["syncformer.safetensors", "syncformer.safetensors (shipped)"]
         assert "vgg19.safetensors" in adapter.list_checkpoints()
         assert adapter.list_wav2vec2_models() == ["wav2vec2", "whisper (shipped)", "mel"]
@@ -56,12 +56,12 @@ def test_models_come_from_comfyui_folders_when_present(adapter, monkeypatch, tmp
     shutil.copy(models / "syncformer.safetensors", tmp_path / "models" / "resyncer" / "syncformer.safetensors")
     shutil.copytree(models / "wav2vec2", tmp_path / "models" / "wav2vec2" / "tiny-w2v")
     (tmp_path / "models" / "resyncer" / "notes.txt").write_text("not a model")
-    assert adapter.list_checkpoints("generator") == ["sub/mine.safetensors"]
+    assert adapter.list_checkpoints("generator") == ["sub/mine.safetensors", "generator.safetensors (shipped)"]
     assert adapter.list_checkpoints("syncformer") == ["syncformer.safetensors", "syncformer.safetensors (shipped)"]
     assert adapter.list_wav2vec2_models() == ["tiny-w2v", "whisper (shipped)", "mel"]
     pack = load_pack_as_comfyui()
     combo = pack.nodes.ALL_NODE_CLASSES["ReSyncerLoadGenerator"].INPUT_TYPES()["required"]["model"][0]
-    assert combo == ["sub/mine.safetensors"]
+    assert combo == ["sub/mine.safetensors", "generator.safetensors (shipped)"]
     loaded = pack.nodes.ALL_NODE_CLASSES["ReSyncerLoadGenerator"]().load("sub/mine.safetensors", "auto")[0]
     assert loaded.kind == "generator" and next(loaded.model.parameters()).device.type == "cpu"
     assert adapter.output_directory() == tmp_path / "output" and adapter.temp_directory() == tmp_path / "temp"

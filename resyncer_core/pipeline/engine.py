@@ -35,7 +35,7 @@ from ..stages.functions import (
     select_frames,
     swap_crops,
 )
-from ..stages.progress import STAGES, PipelineCallbacks, StageClock
+from ..stages.progress import RENDERER_STAGES, STAGES, PipelineCallbacks, StageClock
 from ..stages.warping import MeshWarp, load_mesh_warp_memory, warp_crops
 from ..video import VideoWriter
 from ..video.partial_file import check_output_location
@@ -100,7 +100,9 @@ class PipelineResult:
     stage_seconds: dict[str, float] = field(default_factory=dict)
 
     def summary(self) -> str:
-        timings = ", ".join(f"{stage} {self.stage_seconds.get(stage, 0.0):.1f}s" for stage in STAGES)
+        # Only the renderer that ran (generator or mesh warp) is named.
+        timings = ", ".join(f"{stage} {self.stage_seconds.get(stage, 0.0):.1f}s" for stage in STAGES
+                            if stage not in RENDERER_STAGES or self.stage_seconds.get(stage, 0.0) > 0)
         return (f"wrote {self.output}: {self.frames_written} frames at {self.fps:g} fps, "
                 f"{self.frames_without_face} without a face (passed through unchanged); {timings}")
 

@@ -116,12 +116,6 @@ def load_pipeline_models(models_dir: str | os.PathLike | None = None, device: st
     folder = None if (standalone and not with_audio) else resolve_models_dir(models_dir)
     if renderer != "generator":
         folder_generator = folder / MODEL_FILES["generator"] if folder else None
-        if renderer == "auto" and not generator_path and folder == SHIPPED_MODELS_DIR and not folder_generator.exists():
-            # No generator trained for unseen faces ships yet: the weight-free warp is the default.
-            renderer = "warp"
-            if log is not None:
-                log("no generator is shipped: rendering with the training-free mesh warp (pass --generator or --models "
-                    "for a trained one)")
         renderer = choose_renderer(renderer, Path(generator_path) if generator_path else folder_generator, log,
                                    target_crops)
     generator = MeshWarp(device) if renderer == "warp" else load_generator(folder, device, generator_path)

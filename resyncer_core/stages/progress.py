@@ -18,6 +18,7 @@ from typing import Any
 # The stages the engine times, in pipeline order (the benchmark reports them in this order);
 # a run renders with the generator or the mesh warp, so one of those two stays at 0.
 STAGES = ("decode", "track", "audio", "syncformer", "render", "generator", "warp", "blend", "encode")
+RENDERER_STAGES = ("generator", "warp")   # one of the two runs
 
 
 def monitored_batches(batches, before_each: Callable[[], None], after_each: Callable[[int], None]) -> Iterator:
