@@ -50,9 +50,13 @@ def test_tuned_allocator_reuses_large_blocks_without_page_faults():
             "    x = torch.ones(1, 16, 512, 512)\n"
             "    for _ in range(4): x = torch.nn.functional.conv2d(x, weight, padding=1).relu()\n"
             "run(); run()\n"
-            "before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
-            "run()\n"
-            "print(state, resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)\n")
+            "def faults():\n"
+            "    before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt\n"
+            "    run()\n"
+            "    return resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before\n"
+            # The fewest of three runs: the heap may still grow in a later run (seen once, a local
+            # CI run faulted one activation in); the storm is every run faulting them all in again.
+            "print(state, min(faults() for _ in range(3)))\n")
     environment = {key: value for key, value in os.environ.items() if key not in ("LD_PRELOAD", "RESYNCER_SYSTEM_ALLOCATOR")}
     faults = {}
     for mode in ("system", "tuned"):
