@@ -102,8 +102,9 @@ class ReSyncerGenerator:
                 "mask": ("MASK", {"tooltip": "Mesh Overlay's mask; needed by generators that mask low-level "
                                   "features or hide the reference's lower face, ignored by the others."}),
                 "precision": precision_input(),
-                "face_track": (FACE_TRACK, {"tooltip": "Track of these frames: with meshes, lets an untrained "
-                                            "(random-initialised) generator be replaced by the mesh warp."}),
+                "face_track": (FACE_TRACK, {"tooltip": "Track of these frames: with meshes, lets the mesh warp "
+                                            "replace an untrained (random-initialised) generator or one trained on "
+                                            "other faces only."}),
                 "meshes": (MESHES, {"tooltip": "The meshes Mesh Overlay drew; see face_track."}),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},

@@ -141,6 +141,27 @@ def test_auto_renderer_replaces_an_untrained_generator_and_says_so(tmp_path):
     assert choose_renderer("auto", corrupt, lines.append) == "generator"  # its loader names the problem
 
 
+def test_auto_renderer_swaps_only_with_a_swap_trained_generator(tmp_path):
+    """For a face swap, a generator whose training record is a stage-2 run's (no identity
+    weight) is replaced by the warp with one line; a swap run's, or a file with no record, is
+    used."""
+    import json
+
+    from resyncer_core.models.checkpoint import TRAINING_CONFIG_KEY
+
+    stage2 = _write_random_generator(tmp_path / "stage2.safetensors", False,
+                                     {TRAINING_CONFIG_KEY: json.dumps({"lower_face_weight": 5.0})})
+    swap = _write_random_generator(tmp_path / "swap.safetensors", False,
+                                   {TRAINING_CONFIG_KEY: json.dumps({"identity_weight": 1.0})})
+    unrecorded = _write_random_generator(tmp_path / "plain.safetensors", False)
+    lines = []
+    assert choose_renderer("auto", stage2, lines.append) == "generator" and not lines  # lip-sync: fine
+    assert choose_renderer("auto", stage2, lines.append, swap=True) == "warp"
+    assert len(lines) == 1 and "not trained for face swap" in lines[0]
+    assert choose_renderer("auto", swap, lines.append, swap=True) == "generator"
+    assert choose_renderer("auto", unrecorded, lines.append, swap=True) == "generator" and len(lines) == 1
+
+
 def test_auto_renderer_keeps_a_face_specific_generator_to_its_faces(lipsynced, tmp_path):
     """A generator that records the few faces it was trained on renders a video of one of them;
     for another face (here a descriptor at cosine 0.9, as close as different people get) auto

@@ -21,7 +21,8 @@ Every step resumes: existing clips are kept, preprocessing skips indexed clips, 
 continues from the run's newest checkpoint. The shipped file is OUT/run-hidden/generator.safetensors
 copied to resyncer_core/weights/generator.safetensors (provenance in NOTICE.generator there).
 
-Deviations from the paper's stage 2, for a run that fits in about 90 minutes of a 2-core CPU:
+Deviations from the paper's stage 2, for a run that fits in about 90 minutes of a 2-core CPU
+(about 75 measured, in pieces; NOTICE.generator):
 - the second phase hides the reference frame's lower face from the generator (a generator
   option, so inference hides it too). At inference the reference is the target frame itself
   (paper A.1), and after the first phase the generator copies that frame's own mouth instead
@@ -34,8 +35,9 @@ Deviations from the paper's stage 2, for a run that fits in about 90 minutes of 
   less after 1000 steps than this phase does after a few hundred;
 - the lower-face L1: the mouth is a few % of the crop, so the whole-crop L1 alone gives it
   little weight;
-- the adversarial weight is 0.1 (the discriminator has only about two thousand steps to become
-  a useful critic; at weight 1 its early noise dominates the reconstruction terms) and the EMA
+- the adversarial weight is 0.1 (each phase starts a new discriminator, which has only 1300 or
+  1000 steps to become a useful critic; at weight 1 its early noise dominates the reconstruction
+  terms) and the EMA
   decay is 0.995 (0.999 would still remember the first few hundred steps at the end).
 """
 

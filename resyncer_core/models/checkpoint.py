@@ -34,6 +34,8 @@ _KEY_KIND = "resyncer.kind"
 _KEY_CONFIG = "resyncer.config"
 # Metadata key `resyncer models init` sets to "random": the weights are an untrained start.
 INITIALISATION_KEY = "resyncer.initialisation"
+# Metadata key the trainers set to their run's config (JSON of the stage's config dataclass).
+TRAINING_CONFIG_KEY = "resyncer.training"
 
 
 @dataclass(frozen=True)

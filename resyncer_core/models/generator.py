@@ -58,7 +58,7 @@ class GeneratorConfig:
         mouth a generator trained on little data learns to copy; hiding it makes such a
         generator follow the mesh (the demo generator, tools/train_demo_generator.py: re-tracked
         lip aperture against the driving mesh r 0.62 seeing the reference's mouth, 0.99 with the
-        same weights not seeing it). Off by default; then requires the mask, like
+        same weights not seeing it). Off by default; when on, the mask is required, as with
         mask_low_level_features.
     w_offset_hidden: StyleSync's personalisation option; > 0 adds ΔW = MLP(f_f) (hidden width
         w_offset_hidden, output one offset per W+ layer) to W+, learnt by `resyncer personalize

@@ -28,7 +28,8 @@ def _add_render_arguments(parser: argparse.ArgumentParser) -> None:
                         help="generator arithmetic: fp32, or bf16/fp16 autocast (faster, slightly different pixels)")
     parser.add_argument("--renderer", choices=RENDERERS, default="auto",
                         help="how the new mouth is drawn: the trained generator, or the training-free mesh warp "
-                             "(any face, no weights); auto uses the generator unless it is untrained (random-initialised)")
+                             "(any face, no weights); auto uses the generator unless it is untrained (random-initialised) or "
+                             "was trained on other faces only (the shipped one knows the demo face), and says so")
 
 
 def _add_length_arguments(parser: argparse.ArgumentParser, driving: str) -> None:
@@ -105,7 +106,7 @@ def _check_inputs(args, videos=(), audios=()):
     return FaceTracker(resolve_device(args.device), face=" ".join(args.face))
 
 
-def _render_setup(args, with_audio: bool, tracker):
+def _render_setup(args, with_audio: bool, tracker, swap: bool = False):
     from ..stages.face_identity import sampled_face_crops
     from ..stages.model_files import load_pipeline_models
     from .engine import RenderOptions
@@ -117,7 +118,7 @@ def _render_setup(args, with_audio: bool, tracker):
     models = load_pipeline_models(args.models, args.device, with_audio=with_audio, generator_path=args.generator,
                                   syncformer_path=getattr(args, "syncformer", None), renderer=args.renderer,
                                   log=lambda line: print(f"resyncer: {line}"),  # stdout: stderr is for errors
-                                  target_crops=lambda: sampled_face_crops(args.video, tracker))
+                                  target_crops=lambda: sampled_face_crops(args.video, tracker), swap=swap)
     return models, options
 
 
@@ -158,7 +159,7 @@ def _run_swap(args) -> int:
     from .swap import swap_video
 
     tracker = _check_inputs(args, videos=(args.video, args.identity), audios=(args.audio,))
-    models, options = _render_setup(args, with_audio=args.audio is not None, tracker=tracker)
+    models, options = _render_setup(args, with_audio=args.audio is not None, tracker=tracker, swap=True)
     return _finish(swap_video(args.video, args.identity, args.output, models, audio=args.audio,
                               long_audio=args.long_audio, short_audio=args.short_audio, options=options,
                               callbacks=terminal_callbacks(), tracker=tracker), tracker)

@@ -336,7 +336,8 @@ def generate_crops(generator, overlays: torch.Tensor, references: torch.Tensor,
     """Lip-sync generation G(E([I^AM, I_ref])) → crops [T,3,256,256] in -1..1, in batches of
     `batch_size`, calling on_batch(done, total) after each (raise from it to stop). For
     production the reference is the target crop itself (paper A.1). `mask` (A, [T,S,S]) is
-    used by generators built with mask_low_level_features. `precision` ("fp32", "bf16",
+    required by generators built with mask_low_level_features or hide_reference_lower_face
+    and ignored by the others. `precision` ("fp32", "bf16",
     "fp16", models/precision.py) is the autocast the generator runs under; crops come back
     float32 either way."""
     if overlays.shape != references.shape:

@@ -103,13 +103,14 @@ def load_pipeline_models(models_dir: str | os.PathLike | None = None, device: st
                          with_audio: bool = True, generator_path: str | os.PathLike | None = None,
                          syncformer_path: str | os.PathLike | None = None, renderer: str = "generator",
                          log: Callable[[str], None] | None = None,
-                         target_crops: TargetCrops | None = None) -> PipelineModels:
+                         target_crops: TargetCrops | None = None, swap: bool = False) -> PipelineModels:
     """Loads the renderer and, with_audio, the Style-SyncFormer and its audio encoder, checking
     that the encoder's feature size is the one the SyncFormer was built for. generator_path and
     syncformer_path (e.g. a training run's files) replace the folder's; the encoder is the one
     the SyncFormer file records, else the folder's Wav2Vec2. renderer is "generator", "warp"
     (no checkpoint read) or "auto" (the generator unless it is a random initialisation or was
-    trained on other faces than `target_crops()` shows; `log` gets the one line saying so).
+    trained on other faces than `target_crops()` shows, or, for a `swap`, not trained for it;
+    `log` gets the one line saying so).
     The folder is only needed for what these do not provide."""
     device = resolve_device(device)
     standalone = bool(generator_path) or renderer == "warp"
@@ -117,7 +118,7 @@ def load_pipeline_models(models_dir: str | os.PathLike | None = None, device: st
     if renderer != "generator":
         folder_generator = folder / MODEL_FILES["generator"] if folder else None
         renderer = choose_renderer(renderer, Path(generator_path) if generator_path else folder_generator, log,
-                                   target_crops)
+                                   target_crops, swap)
     generator = MeshWarp(device) if renderer == "warp" else load_generator(folder, device, generator_path)
     if not with_audio:
         return PipelineModels(generator=generator, device=device)

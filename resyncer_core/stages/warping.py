@@ -9,6 +9,7 @@ the warp, with one line of explanation.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -19,7 +20,7 @@ import torch
 from ..errors import CheckpointError, ResyncerInputError
 from ..face.alignment import CROP_SIZE
 from ..face.track import FaceTrack, posed_mesh_in_crop
-from ..models.checkpoint import marks_random_initialisation, read_checkpoint_metadata
+from ..models.checkpoint import TRAINING_CONFIG_KEY, marks_random_initialisation, read_checkpoint_metadata
 from ..render.mesh_warp import MEMORY_SIZE, MouthMemory, lip_gap, warp_faces
 from .face_identity import SAME_FACE_SIMILARITY, TargetCrops, best_face_similarity, evenly_spaced, recorded_faces
 from .functions import aligned_crops, select_frames
@@ -38,14 +39,14 @@ class MeshWarp:
 
 
 def choose_renderer(choice: str, generator_path: Path | None, log: Callable[[str], None] | None = None,
-                    target_crops: TargetCrops | None = None) -> str:
+                    target_crops: TargetCrops | None = None, swap: bool = False) -> str:
     """"generator" or "warp" for the user's `choice` (auto | generator | warp). Auto takes the
     generator unless `warp_reason` gives one, and then says so in one line."""
     if choice not in RENDERERS:
         raise ResyncerInputError(f"renderer {choice!r} is unknown; choose one of {', '.join(RENDERERS)}")
     if choice != "auto":
         return choice
-    reason = warp_reason(generator_path, target_crops)
+    reason = warp_reason(generator_path, target_crops, swap)
     if reason is None:
         return "generator"
     if log is not None:
@@ -53,9 +54,11 @@ def choose_renderer(choice: str, generator_path: Path | None, log: Callable[[str
     return "warp"
 
 
-def warp_reason(generator_path: Path | None, target_crops: TargetCrops | None = None) -> str | None:
+def warp_reason(generator_path: Path | None, target_crops: TargetCrops | None = None,
+                swap: bool = False) -> str | None:
     """Why the generator checkpoint should not render the target, or None: it is a random
-    initialisation (it draws noise), or it records the few faces it was trained on
+    initialisation (it draws noise), for a `swap` its training record shows no swap training
+    (a file without a record is trusted), or it records the few faces it was trained on
     (stages.face_identity) and `target_crops()` shows another. A missing or unreadable file
     gives None: the generator's loader reports what is wrong with it."""
     if generator_path is None:
@@ -67,6 +70,8 @@ def warp_reason(generator_path: Path | None, target_crops: TargetCrops | None = 
     name = Path(generator_path).name
     if marks_random_initialisation(metadata):
         return f"{name} is a random initialisation (untrained)"
+    if swap and not _trained_for_swap(metadata):
+        return f"{name} was not trained for face swap (`resyncer train swap` trains it)"
     faces = recorded_faces(metadata)
     if faces is None or target_crops is None:
         return None
@@ -79,6 +84,13 @@ def warp_reason(generator_path: Path | None, target_crops: TargetCrops | None = 
     return (f"{name} was trained on {len(faces)} face(s) only and this face is another (face similarity "
             f"{similarity:.2f} < {SAME_FACE_SIMILARITY}; `resyncer personalize` or `resyncer train stage2` "
             "trains a generator for it)")
+
+
+def _trained_for_swap(metadata: dict[str, str]) -> bool:
+    """Whether a generator file's training record (if any) is a swap run's: only swap's
+    config has an identity weight."""
+    record = metadata.get(TRAINING_CONFIG_KEY)
+    return record is None or "identity_weight" in json.loads(record)
 
 
 def tracked_in_crop(track: FaceTrack) -> torch.Tensor:

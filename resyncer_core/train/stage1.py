@@ -36,7 +36,7 @@ from safetensors import safe_open
 
 from ..errors import ResyncerInputError
 from ..metrics.mesh import lip_vertex_error
-from ..models.checkpoint import save_checkpoint
+from ..models.checkpoint import TRAINING_CONFIG_KEY, save_checkpoint
 from ..models.presets import preset_config
 from ..models.syncformer import StyleSyncFormer
 from .dataset import (
@@ -55,7 +55,6 @@ from .loop import Log, LoopConfig, TrainingResult, check_learning_rate, check_lo
 from .mesh_losses import syncformer_loss
 
 SYNCFORMER_FILE = "syncformer.safetensors"
-TRAINING_CONFIG_KEY = "resyncer.training"
 DEFAULT_AUDIO_ENCODER = "mel"
 MAX_VALIDATION_CLIPS = 8
 

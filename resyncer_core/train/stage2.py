@@ -29,7 +29,7 @@ import torch
 
 from ..errors import ResyncerInputError
 from ..metrics.image import psnr, ssim
-from ..models.checkpoint import load_checkpoint, save_checkpoint
+from ..models.checkpoint import TRAINING_CONFIG_KEY, load_checkpoint, save_checkpoint
 from ..models.discriminator import Discriminator
 from ..models.generator import ReSyncGenerator
 from ..models.presets import preset_config
@@ -51,7 +51,7 @@ from .generator_training import (
     write_sample_grid,
 )
 from .loop import Log, LoopConfig, TrainingResult, check_learning_rate, run_training, seed_everything
-from .stage1 import TRAINING_CONFIG_KEY, split_clips
+from .stage1 import split_clips
 
 GENERATOR_FILE = "generator.safetensors"
 DISCRIMINATOR_FILE = "discriminator.safetensors"

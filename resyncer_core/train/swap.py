@@ -115,7 +115,7 @@ class SwapStage(ImageStage):
                     reconstructed, swapped = self.streams(recon, swap, identities)
                 reconstructed, swapped = reconstructed.float(), swapped.float()
                 loss, parts = generator_loss(reconstructed, recon.targets, self.perceptual.network,
-                                             self.discriminator, self.weights)
+                                             self.discriminator, self.weights, recon.masks)
                 id_loss = identity_loss(self.identity.network(swapped), self.identity.network(identities))
                 matching = feature_matching_loss(self.discriminator.forward_with_features(swapped)[1],
                                                  self.discriminator.forward_with_features(swap.targets)[1])

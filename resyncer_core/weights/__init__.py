@@ -5,6 +5,7 @@ install runs with no --models folder (stages.model_files falls back here):
     whisper_tiny_en_encoder.safetensors   the speech encoder (OpenAI Whisper tiny.en, MIT)
     syncformer.safetensors                Style-SyncFormer trained here on Whisper features (NOTICE.syncformer)
     generator.safetensors                 small ReSync generator trained here for the demo face only (NOTICE.generator)
+    discriminator.safetensors             its run's discriminator, for `resyncer personalize` (NOTICE.generator)
     efficientnet_lite0.safetensors        perceptual-feature loss (ImageNet EfficientNet-Lite0, Apache-2.0)
     face_descriptor.safetensors           identity loss and metric (dlib face descriptor via face-api, MIT)
 
