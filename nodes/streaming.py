@@ -130,6 +130,21 @@ class ReSyncerLipSyncStreaming:
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
+    @staticmethod
+    def _renderer(generator, target: Path, mode: str, device):
+        """The generator, or the mesh warp (with a warning) where `auto` would take it on the CLI:
+        an untrained generator, one trained on other faces only, or one not trained for swap."""
+        from resyncer_core.face import FaceTracker
+        from resyncer_core.stages.face_identity import sampled_face_crops
+        from resyncer_core.stages.warping import MeshWarp, warp_reason
+
+        reason = warp_reason(Path(generator.source), lambda: sampled_face_crops(target, FaceTracker(device)),
+                             swap=mode == "swap")
+        if reason is None:
+            return generator.model
+        LOG.warning("ReSyncer: %s; rendering with the mesh warp instead", reason)
+        return MeshWarp(device)
+
     def run(self, generator, mode="audio", long_audio="pingpong", short_audio="trim", batch_size=8, chunk_frames=8,
             crf=18, video=None, video_file="", audio=None, audio_file="", driver=None, driver_file="", identity=None,
             identity_file="", style_video=None, syncformer=None, audio_encoder=None, unique_id=None):
@@ -159,7 +174,7 @@ class ReSyncerLipSyncStreaming:
             callbacks = adapter.StageProgress(unique_id).callbacks()
             try:
                 with adapter.on_device(*modules, device=generator.torch_device()) as device:
-                    models = PipelineModels(generator=generator.model, device=device,
+                    models = PipelineModels(generator=self._renderer(generator, target, mode, device), device=device,
                                             syncformer=syncformer.model if drives_from_audio else None,
                                             audio_encoder=audio_encoder.model if drives_from_audio else None)
                     result = self._render(mode, models, target, speech, driver_path, identity_path, style_path,

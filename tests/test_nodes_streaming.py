@@ -64,11 +64,15 @@ def saved(result, tmp_path):
     return tmp_path / "out" / entry["subfolder"] / entry["filename"]
 
 
-def test_audio_mode_streams_a_file_to_a_video_with_44k_stereo(pack, tmp_path):
+def test_audio_mode_streams_a_file_to_a_video_with_44k_stereo(pack, tmp_path, caplog):
+    """(The tiny generator is a random initialisation: the node renders with the mesh warp, as
+    the CLI's auto does, and says so.)"""
     clip = synthetic_clip(1.0)
     events = []
     prompt = streaming_prompt("audio", video_file=str(clip), audio_file=str(stereo_wav(tmp_path)))
-    result = run(pack, prompt, tmp_path, listener=lambda event, data: events.append((event, data)))
+    with caplog.at_level("WARNING"):
+        result = run(pack, prompt, tmp_path, listener=lambda event, data: events.append((event, data)))
+    assert any("random initialisation (untrained); rendering with the mesh warp" in line for line in caplog.messages)
     output = saved(result, tmp_path)
     info = probe_video(output)
     assert (info.frame_count, info.width, info.height, info.has_audio) == (25, 256, 256, True)
