@@ -116,9 +116,12 @@ def _finish(flow: Flow, target: Node, frames: Node, track: Node, meshes: Output,
     overlay = flow.add("ReSyncerMeshOverlay", "Mesh Overlay", "generate", images=frames["images"],
                        face_track=track["face_track"], meshes=meshes, mask_mode=mask_mode)
     if identity is None:
+        # face_track and meshes let the node take the mesh warp for a generator that cannot draw this
+        # face (untrained, or trained on other faces only, like the shipped demo generator).
         crops = flow.add("ReSyncerGenerator", "ReSync Generator", "generate", generator=generator,
                          overlaid_crops=overlay["overlaid_crops"], reference_crops=track["aligned_crops"],
-                         batch_size=8, mask=overlay["mask"], precision="fp32")
+                         batch_size=8, mask=overlay["mask"], precision="fp32", face_track=track["face_track"],
+                         meshes=meshes)
     else:
         crops = flow.add("ReSyncerFaceSwapInject", "Face Swap Inject", "generate", generator=generator,
                          identity=identity["identity"], overlaid_crops=overlay["overlaid_crops"],
