@@ -117,3 +117,5 @@ def test_lower_face_l1_counts_only_the_masked_pixels_and_is_off_by_default():
     assert "lower_face_l1" not in terms  # the paper's losses unless asked for
     weighted, terms = generator_loss(fake, real, weights=GeneratorLossWeights(perceptual=0, lower_face=5.0), mask=top)
     assert float(weighted) == pytest.approx(float(plain) + 5.0) and terms["lower_face_l1"] == pytest.approx(1.0)
+    with pytest.raises(ValueError, match="needs the lower-face mask"):  # never dropped silently
+        generator_loss(fake, real, weights=GeneratorLossWeights(perceptual=0, lower_face=5.0))

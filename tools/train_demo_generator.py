@@ -37,8 +37,8 @@ Deviations from the paper's stage 2, for a run that fits in about 90 minutes of 
   little weight;
 - the adversarial weight is 0.1 (each phase starts a new discriminator, which has only 1300 or
   1000 steps to become a useful critic; at weight 1 its early noise dominates the reconstruction
-  terms) and the EMA
-  decay is 0.995 (0.999 would still remember the first few hundred steps at the end).
+  terms) and the EMA decay is 0.995 (0.999 would still remember the first few hundred steps at
+  the end).
 """
 
 from __future__ import annotations

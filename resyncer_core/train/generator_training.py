@@ -69,11 +69,14 @@ def generator_loss(fake: torch.Tensor, real: torch.Tensor, perceptual_network=No
                    mask: torch.Tensor | None = None) -> tuple[torch.Tensor, dict[str, float]]:
     """L_G (module docstring) and its terms as floats. Without a perceptual network or a
     discriminator that term is left out. The discriminator's parameters get no gradient.
-    `mask` (A, [B,H,W]) is needed only for a lower-face weight."""
+    `mask` (A, [B,H,W]) is needed only for a lower-face weight, and then required: a weight
+    with nothing to weigh would be dropped without a word."""
     weights = weights or GeneratorLossWeights()
+    if weights.lower_face and mask is None:
+        raise ValueError("a lower-face weight needs the lower-face mask A; pass mask=")
     l1 = l1_loss(fake, real)
     total, terms = l1, {"l1": float(l1.detach())}
-    if weights.lower_face and mask is not None:
+    if weights.lower_face:
         lower_face = masked_l1_loss(fake, real, mask)
         total = total + weights.lower_face * lower_face
         terms["lower_face_l1"] = float(lower_face.detach())

@@ -66,7 +66,7 @@ class ImageTrainingConfig:
     run's checkpoints and generator file."""
 
     data: str
-    models: str | None = None             # folder with a trained vgg19.safetensors (else EfficientNet-Lite0)
+    models: str | None = None             # trained vgg19 (else EfficientNet-Lite0) and, for swap, arcface here
     lr: float = 1e-3                      # (paper) Adam, generator and discriminator
     perceptual_weight: float = 0.1        # (paper) λ2
     adversarial_weight: float = 1.0
