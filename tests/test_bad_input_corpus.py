@@ -7,6 +7,7 @@ frame rates, stills)."""
 
 from __future__ import annotations
 
+import shutil
 import tempfile
 import time
 import wave
@@ -78,6 +79,14 @@ def _blank_png(path: Path) -> Path:
     return path
 
 
+def _syncformer_as_generator(tmp: Path, media) -> Path:
+    """A copy of the models folder whose generator.safetensors is its Style-SyncFormer."""
+    folder = tmp / "models"
+    shutil.copytree(media.models, folder)
+    shutil.copyfile(folder / "syncformer.safetensors", folder / "generator.safetensors")
+    return folder
+
+
 def _workflow(tmp: Path, media, *overrides: str, models=None, workflow=WORKFLOW) -> list[str]:
     argv = ["run-workflow", str(workflow), "--set", f"Target video.video={media.clip}",
             "--set", f"Speech.audio={media.speech}", "--models", str(models or media.models),
@@ -136,6 +145,11 @@ BAD_INPUTS = [
                                                  str(_file(t / "gen.safetensors", b"\0" * 64))), "gen.safetensors")),
     ("generator-pickle", lambda t, m: (_lipsync(t, m, None, None, None, "--generator",
                                                 str(_file(t / "gen.pt", b"\x80\x04K\x01."))), "gen.pt")),
+    ("generator-is-a-syncformer", lambda t, m: (_lipsync(t, m, None, None, None, "--generator",
+                                                         str(m.models / "syncformer.safetensors")),
+                                                "holds a syncformer model, not a generator")),
+    ("models-generator-is-a-syncformer", lambda t, m: (_lipsync(t, m)[:-1] + [str(_syncformer_as_generator(t, m))],
+                                                       "holds a syncformer model, not a generator")),
     # drive and swap
     ("driver-missing", lambda t, m: (["drive", "--video", str(m.clip), "--driver", str(t / "d.mp4"), "-o",
                                       str(t / "out.mp4"), "--models", str(m.models)], "d.mp4")),

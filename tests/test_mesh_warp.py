@@ -141,6 +141,32 @@ def test_auto_renderer_replaces_an_untrained_generator_and_says_so(tmp_path):
     assert choose_renderer("auto", corrupt, lines.append) == "generator"  # its loader names the problem
 
 
+def test_auto_renderer_reports_a_file_the_loader_would_refuse_instead_of_warping(tmp_path):
+    """A Style-SyncFormer file in the generator's place, or an "untrained" generator whose
+    tensors do not match its config, is the user's mistake: one line naming it, never a
+    silent switch to the mesh warp (issue 24)."""
+    from safetensors.torch import load_file, save_file
+
+    from resyncer_core.errors import CheckpointError
+    from resyncer_core.models.checkpoint import INITIALISATION_KEY, read_checkpoint_metadata, save_checkpoint
+    from resyncer_core.models.presets import preset_config
+    from resyncer_core.models.registry import model_kind
+
+    config = preset_config("tiny", "syncformer")
+    syncformer = save_checkpoint(model_kind("syncformer").load_classes()[0](config), config, "syncformer",
+                                 tmp_path / "generator.safetensors", {INITIALISATION_KEY: "random"})  # as models init marks it
+    with pytest.raises(CheckpointError, match="holds a syncformer model, not a generator"):
+        choose_renderer("auto", syncformer, print)
+    untrained = _write_random_generator(tmp_path / "random.safetensors", random=True)
+    tensors = load_file(untrained)
+    name = next(iter(tensors))
+    tensors[name] = torch.zeros(*tensors[name].shape[:-1], tensors[name].shape[-1] + 1)
+    save_file(tensors, tmp_path / "reshaped.safetensors", metadata=read_checkpoint_metadata(untrained))
+    with pytest.raises(CheckpointError, match=f"tensor '{name}' has shape"):
+        choose_renderer("auto", tmp_path / "reshaped.safetensors", print)
+    assert read_checkpoint_metadata(tmp_path / "reshaped.safetensors")[INITIALISATION_KEY] == "random"
+
+
 def test_auto_renderer_swaps_only_with_a_swap_trained_generator(tmp_path):
     """For a face swap, a generator whose training record is a stage-2 run's (no identity
     weight) is replaced by the warp with one line; a swap run's, or a file with no record, is

@@ -12,6 +12,7 @@ before copying, so a wrong file fails with one sentence naming the file and the 
 
 from __future__ import annotations
 
+import contextlib
 import dataclasses
 import json
 import os
@@ -146,35 +147,48 @@ def read_checkpoint_header(path: str | os.PathLike) -> CheckpointHeader:
     return CheckpointHeader(path=path, kind=metadata[_KEY_KIND], format_version=version, config=config)
 
 
+def _check_tensor_shapes(expected: dict[str, torch.Tensor], handle, path: Path) -> None:
+    """One sentence naming the file and the first tensor that is missing, extra or of another
+    shape than `expected` (a state dict) holds."""
+    stored_names = set(handle.keys())
+    missing = sorted(set(expected) - stored_names)
+    unexpected = sorted(stored_names - set(expected))
+    if missing:
+        raise CheckpointError(f"checkpoint {path} lacks tensor {missing[0]!r} ({len(missing)} missing); it was saved from a different model or config")
+    if unexpected:
+        raise CheckpointError(f"checkpoint {path} has unexpected tensor {unexpected[0]!r} ({len(unexpected)} extra); it was saved from a different model or config")
+    for name, target in expected.items():
+        shape = tuple(handle.get_slice(name).get_shape())
+        if shape != tuple(target.shape):
+            raise CheckpointError(f"checkpoint {path} tensor {name!r} has shape {list(shape)} but the model expects {list(target.shape)}; the file does not match its config")
+
+
+@contextlib.contextmanager
+def _matching_tensors(path: Path, expected: dict[str, torch.Tensor], device: str | torch.device = "cpu"):
+    """The open safetensors file at `path`, once its tensors match `expected` (a state dict)
+    name for name and shape for shape; a file that cannot be read is a one-line error."""
+    try:
+        with safe_open(str(path), framework="pt", device=str(device)) as handle:
+            _check_tensor_shapes(expected, handle, path)
+            yield handle
+    except (SafetensorError, OSError) as error:
+        raise CheckpointError(f"checkpoint {path} is corrupt ({error}); re-download or re-save it") from None
+
+
 def load_state_into(model: torch.nn.Module, path: str | os.PathLike, device: str | torch.device = "cpu") -> None:
     """Copies the tensors of a safetensors file into `model` after checking every name and
     shape; the error names the file and the first offending tensor."""
     path = _existing_file(path)
     expected = model.state_dict()
-    try:
-        with safe_open(str(path), framework="pt", device=str(device)) as handle:
-            stored_names = set(handle.keys())
-            missing = sorted(set(expected) - stored_names)
-            unexpected = sorted(stored_names - set(expected))
-            if missing:
-                raise CheckpointError(f"checkpoint {path} lacks tensor {missing[0]!r} ({len(missing)} missing); it was saved from a different model or config")
-            if unexpected:
-                raise CheckpointError(f"checkpoint {path} has unexpected tensor {unexpected[0]!r} ({len(unexpected)} extra); it was saved from a different model or config")
-            loaded = {}
-            for name, target in expected.items():
-                shape = tuple(handle.get_slice(name).get_shape())
-                if shape != tuple(target.shape):
-                    raise CheckpointError(f"checkpoint {path} tensor {name!r} has shape {list(shape)} but the model expects {list(target.shape)}; the file does not match its config")
-                loaded[name] = handle.get_tensor(name)
-    except (SafetensorError, OSError) as error:
-        raise CheckpointError(f"checkpoint {path} is corrupt ({error}); re-download or re-save it") from None
+    with _matching_tensors(path, expected, device) as handle:
+        loaded = {name: handle.get_tensor(name) for name in expected}
     model.load_state_dict(loaded, strict=True)
 
 
-def load_checkpoint(path: str | os.PathLike, kind: str | None = None,
-                    device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Any]:
-    """Builds the model a checkpoint describes and loads its weights; returns (model, config).
-    With `kind` given, a checkpoint of another kind is refused."""
+def _model_of_kind(path: str | os.PathLike, kind: str | None) -> tuple[CheckpointHeader, torch.nn.Module, Any]:
+    """(header, the model its config builds, the config) for the checkpoint at `path`; with
+    `kind` given, a checkpoint of another kind is refused. The model is built on the current
+    default device (see check_checkpoint)."""
     header = read_checkpoint_header(path)
     if kind is not None and header.kind != kind:
         raise CheckpointError(f"checkpoint {header.path} holds a {header.kind} model, not a {kind}; pick the right file")
@@ -188,6 +202,24 @@ def load_checkpoint(path: str | os.PathLike, kind: str | None = None,
     except ValueError as error:  # networks that validate their config when they are built
         raise CheckpointError(f"checkpoint {header.path} describes a {header.kind} the network cannot be "
                               f"built from ({_first_line(error)}); re-save the checkpoint") from None
+    return header, model, config
+
+
+def check_checkpoint(path: str | os.PathLike, kind: str) -> None:
+    """Raises the CheckpointError load_checkpoint(path, kind) would (a missing or unreadable
+    file, another kind, a config or a tensor name or shape that does not match), without
+    reading any weights: the model is built on the meta device, which allocates nothing."""
+    with torch.device("meta"):
+        header, model, _ = _model_of_kind(path, kind)
+    with _matching_tensors(header.path, model.state_dict()):
+        pass
+
+
+def load_checkpoint(path: str | os.PathLike, kind: str | None = None,
+                    device: str | torch.device = "cpu") -> tuple[torch.nn.Module, Any]:
+    """Builds the model a checkpoint describes and loads its weights; returns (model, config).
+    With `kind` given, a checkpoint of another kind is refused."""
+    header, model, config = _model_of_kind(path, kind)
     load_state_into(model, header.path, device="cpu")
     model.eval()
     return model.to(device), config

@@ -20,7 +20,8 @@ import torch
 from ..errors import CheckpointError, ResyncerInputError
 from ..face.alignment import CROP_SIZE
 from ..face.track import FaceTrack, posed_mesh_in_crop
-from ..models.checkpoint import TRAINING_CONFIG_KEY, marks_random_initialisation, read_checkpoint_metadata
+from ..models.checkpoint import (TRAINING_CONFIG_KEY, check_checkpoint, marks_random_initialisation,
+                                read_checkpoint_metadata)
 from ..render.mesh_warp import MEMORY_SIZE, MouthMemory, lip_gap, warp_faces
 from .face_identity import SAME_FACE_SIMILARITY, TargetCrops, best_face_similarity, evenly_spaced, recorded_faces
 from .functions import aligned_crops, select_frames
@@ -60,13 +61,16 @@ def warp_reason(generator_path: Path | None, target_crops: TargetCrops | None = 
     initialisation (it draws noise), for a `swap` its training record shows no swap training
     (a file without a record is trusted), or it records the few faces it was trained on
     (stages.face_identity) and `target_crops()` shows another. A missing or unreadable file
-    gives None: the generator's loader reports what is wrong with it."""
+    gives None: the generator's loader reports what is wrong with it. A readable file the
+    loader would refuse (another model's, tensors of other shapes) raises its CheckpointError:
+    a wrong file is the user's mistake to hear about, not noise to replace."""
     if generator_path is None:
         return None
     try:
         metadata = read_checkpoint_metadata(generator_path)
-    except CheckpointError:  # missing or unreadable
+    except CheckpointError:  # missing or unreadable (a personalised node generator has no file)
         return None
+    check_checkpoint(generator_path, "generator")
     name = Path(generator_path).name
     if marks_random_initialisation(metadata):
         return f"{name} is a random initialisation (untrained)"
