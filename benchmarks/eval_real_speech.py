@@ -43,7 +43,7 @@ from resyncer_core.models.presets import preset_config
 from resyncer_core.models.syncformer import StyleSyncFormer
 from resyncer_core.stages.functions import compute_audio_features, predict_meshes
 from resyncer_core.stages.model_files import trained_audio_encoder_spec
-from resyncer_core.synth.viseme_rig import RIG_FPS, SpeakingStyle, VisemeRig
+from resyncer_core.mouth.viseme_rig import RIG_FPS, SpeakingStyle, VisemeRig
 
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
 ALIGNMENTS = Path(__file__).resolve().parent / "data" / "librivox_alignments.json"

@@ -145,7 +145,7 @@ def test_corpus_tool_writes_a_stage1_dataset_and_resumes(tmp_path, stub_voice, m
 
 @pytest.mark.skipif(not espeak_available(), reason="espeak-ng is not installed")
 def test_espeak_voice_gives_phone_timings_the_rig_understands():
-    from resyncer_core.synth.phonemes import phone_segments
+    from resyncer_core.mouth.phonemes import phone_segments
     from resyncer_core.synth.speech_corpus.espeak import EspeakVoice, espeak_speak
     audio, rate, timings = espeak_speak("My mother made me a map.", EspeakVoice("en-us", "f3"))
     assert rate > 8000 and len(audio) > 0.5 * rate

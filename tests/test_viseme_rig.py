@@ -7,8 +7,8 @@ import torch
 from resyncer_core.errors import ResyncerInputError
 from resyncer_core.face import lips
 from resyncer_core.face.topology import NUM_VERTICES, template_vertices
-from resyncer_core.synth.phonemes import phone_segments, phone_visemes
-from resyncer_core.synth.viseme_rig import RIG_FPS, SpeakingStyle, VisemeRig, articulation_curves, frame_times
+from resyncer_core.mouth.phonemes import phone_segments, phone_visemes
+from resyncer_core.mouth.viseme_rig import RIG_FPS, SpeakingStyle, VisemeRig, articulation_curves, frame_times
 
 CMU_PHONES = ("AA AE AH AO AW AY B CH D DH EH ER EY F G HH IH IY JH K L M N NG OW OY P R S SH T TH UH UW V W Y Z ZH").split()
 

@@ -31,7 +31,7 @@ import torch
 
 from resyncer_core.errors import ResyncerInputError
 from resyncer_core.synth.speech_corpus import CorpusPlan, available_voice_kinds, load_sentences, make_clip
-from resyncer_core.synth.viseme_rig import RIG_FPS
+from resyncer_core.mouth.viseme_rig import RIG_FPS
 from resyncer_core.train.dataset import ClipArrays, append_jsonl, cache_features, read_index, write_clip
 
 CORPUS_METADATA_FILE = "speech_corpus.jsonl"

@@ -20,7 +20,7 @@ from PIL import Image, ImageDraw
 
 from resyncer_core.face.topology import triangles
 from resyncer_core.render import TorchRasterizer
-from resyncer_core.synth.viseme_rig import RIG_FPS, SpeakingStyle, VisemeRig
+from resyncer_core.mouth.viseme_rig import RIG_FPS, SpeakingStyle, VisemeRig
 
 SHOWN = [("sil", "SIL"), ("PP (m)", "M"), ("FF (f)", "F"), ("TH", "TH"), ("DD (t)", "T"), ("KK (k)", "K"),
          ("CH (sh)", "SH"), ("SS (s)", "S"), ("RR (r)", "R"), ("WW (w)", "W"), ("AA", "AA"), ("AE", "AE"),

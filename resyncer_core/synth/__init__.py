@@ -6,7 +6,7 @@ from .clip_file import write_synthetic_clip
 from .speech import synthetic_speech
 from .speech_plan import SpeechPlan
 from .talking_clip import SyntheticClipInfo, iter_synthetic_talking_clip, synthetic_talking_clip
-from .viseme_rig import RIG_FPS, SpeakingStyle, VisemeRig, articulation_curves
+from ..mouth.viseme_rig import RIG_FPS, SpeakingStyle, VisemeRig, articulation_curves
 
 __all__ = ["RIG_FPS", "SpeakingStyle", "SpeechPlan", "SyntheticClipInfo", "VisemeRig", "articulation_curves",
            "iter_synthetic_talking_clip", "synthetic_speech", "synthetic_talking_clip", "write_synthetic_clip"]

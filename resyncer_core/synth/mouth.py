@@ -42,8 +42,8 @@ def jaw_meshes(template: np.ndarray, openings: np.ndarray) -> np.ndarray:
     """Canonical meshes [T,468,3]: the viseme rig's closed-lip rest of `template` [468,3] with
     only the jaw moving, opened by `openings` [T] (0 closed, 1 a wide "aa"): the simplest
     exact driving mesh for checks of a renderer."""
-    from .articulation import ARTICULATION_PARAMETERS
-    from .viseme_rig import VisemeRig
+    from ..mouth.articulation import ARTICULATION_PARAMETERS
+    from ..mouth.viseme_rig import VisemeRig
 
     rig = VisemeRig(template)
     parameters = np.zeros((len(openings), len(ARTICULATION_PARAMETERS)), np.float32)

@@ -27,8 +27,8 @@ from .head_motion import HeadMotion
 from .mouth import PortraitMouth
 from .portrait import FACE_LAYOUT, KEYPOINT_NAMES, load_portrait, vignette_alpha
 from .speech_plan import SpeechPlan
-from .articulation import ARTICULATION_PARAMETERS
-from .viseme_rig import SpeakingStyle, VisemeRig, articulation_curves
+from ..mouth.articulation import ARTICULATION_PARAMETERS
+from ..mouth.viseme_rig import SpeakingStyle, VisemeRig, articulation_curves
 
 DEFAULT_SIZE = (720, 1280)
 DEFAULT_CHUNK_SIZE = 32

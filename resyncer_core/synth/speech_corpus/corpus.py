@@ -14,7 +14,7 @@ import numpy as np
 
 from ...audio import SAMPLE_RATE, frame_count_for, load_audio
 from ...errors import ResyncerInputError
-from ..viseme_rig import RIG_FPS
+from ...mouth.viseme_rig import RIG_FPS
 from .augment import Augmentation, augment
 from .speakers import SyntheticSpeaker
 from .voices import VOICE_KINDS

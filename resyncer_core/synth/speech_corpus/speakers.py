@@ -13,7 +13,7 @@ from typing import Protocol
 import numpy as np
 
 from ...face.topology import template_vertices
-from ..viseme_rig import SpeakingStyle, VisemeRig
+from ...mouth.viseme_rig import SpeakingStyle, VisemeRig
 
 # Face shapes: per-axis scale and a smooth quadratic deformation of the canonical model, in
 # canonical units (cm): enough to vary mouth width, lip thickness and jaw length between speakers.
