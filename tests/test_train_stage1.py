@@ -17,6 +17,7 @@ from safetensors.torch import load_file
 
 from _pipeline_media import speech_wav, talking_clip, tiny_models
 from resyncer_core.cli import main
+from resyncer_core.errors import ResyncerInputError
 from resyncer_core.models.checkpoint import load_checkpoint
 from resyncer_core.models.presets import AUDIO_ENCODER_KEY
 from resyncer_core.train.dataset import feature_cache_key, load_features, read_index
@@ -210,3 +211,16 @@ def test_target_windows_are_fully_tracked(tmp_path):
     for position in range(20):
         _, target, _, _ = stage.sample(1, position)
         assert np.abs(target).max() < 50  # no untracked frame in the target
+
+
+def test_amplitude_range_scales_target_and_style_together(tmp_path):
+    """--amplitude-range: a sample's target and style ΔM get the same factor, from the range."""
+    from resyncer_core.train.stage1 import Stage1, Stage1Config
+
+    config = Stage1Config(data="", amplitude_range=(0.5, 2.0))
+    stage = Stage1.__new__(Stage1)
+    stage.config = config
+    factors = [float(stage._amplitude(np.random.default_rng(seed))) for seed in range(200)]
+    assert 0.5 <= min(factors) < 0.6 and 1.8 < max(factors) <= 2.0
+    with pytest.raises(ResyncerInputError, match="amplitude range"):
+        Stage1Config(data="", amplitude_range=(2.0, 1.0))

@@ -3,6 +3,7 @@ argument definitions and handlers. cli.py routes to the add_* functions here."""
 
 from __future__ import annotations
 
+import argparse
 from pathlib import Path
 
 from ..cli_options import add_model_arguments, terminal_callbacks
@@ -115,7 +116,18 @@ def _add_stage1_parser(stages) -> None:
                         help="keep an EMA of the weights with this decay and export it (0: off)")
     parser.add_argument("--validation-clips", type=int, default=None,
                         help="held-out clips for the lip vertex error (default 1 per 50 clips, at least 1)")
+    parser.add_argument("--amplitude-range", type=_factor_pair, default=defaults.amplitude_range, metavar="LOW,HIGH",
+                        help="scale each sample's target and style ΔM together by a log-uniform factor in this "
+                             "range, so the output follows its style reference's amplitude (default 1,1: off)")
     parser.set_defaults(handler=_run_stage1)
+
+
+def _factor_pair(text: str) -> tuple[float, float]:
+    try:
+        low, high = (float(part) for part in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not two numbers LOW,HIGH (e.g. 0.8,2.5)") from None
+    return low, high
 
 
 def _run_stage1(args) -> int:
@@ -124,7 +136,7 @@ def _run_stage1(args) -> int:
     config = Stage1Config(data=str(args.data), preset=args.preset, audio_encoder=args.audio_encoder, lr=args.lr,
                           window=args.window, style_frames=args.style_frames, dropout=args.dropout,
                           ema_decay=args.ema_decay, validation_clips=args.validation_clips,
-                          loop=loop_config_from(args))
+                          amplitude_range=args.amplitude_range, loop=loop_config_from(args))
     return _run_distributed(train_stage1, config, args)
 
 

@@ -73,12 +73,20 @@ class Stage1Config:
     dropout: float | None = None     # None: the preset's
     ema_decay: float = 0.0           # 0: no EMA; else the exported weights are the EMA's
     validation_clips: int | None = None  # held-out clips; None: 1 per 50 clips, at least 1 when there are 2+
+    # A sample's target and style ΔM are scaled together by a factor drawn log-uniformly from
+    # this range, so the model learns to move the mouth as far as its style reference does
+    # (not ours; (1, 1) keeps the corpus's own amplitudes).
+    amplitude_range: tuple[float, float] = (1.0, 1.0)
     loop: LoopConfig = field(default_factory=LoopConfig)
 
     def __post_init__(self) -> None:
         if self.window < 2 or self.style_frames < 1:
             raise ResyncerInputError(f"stage 1 needs a window of at least 2 frames and a style reference of at least "
                                      f"1, got {self.window} and {self.style_frames}")
+        self.amplitude_range = tuple(float(v) for v in self.amplitude_range)
+        low, high = self.amplitude_range
+        if not 0 < low <= high:
+            raise ResyncerInputError(f"amplitude range {low:g},{high:g} must be two positive factors, low first")
         check_learning_rate(self.lr)
         check_ema_decay(self.ema_decay)
 
@@ -188,8 +196,15 @@ class Stage1:
         start = int(self._window_starts[index][drawn - int(self._window_offsets[index])])
         style_length = min(self.config.style_frames, source.frames)
         style = style_start(rng, source.frames, start, window, style_length)
-        return (source.features(start, start + window), source.delta(start, start + window),
-                source.delta(style, style + style_length), source.features(style, style + style_length))
+        amplitude = self._amplitude(rng)
+        return (source.features(start, start + window), amplitude * source.delta(start, start + window),
+                amplitude * source.delta(style, style + style_length), source.features(style, style + style_length))
+
+    def _amplitude(self, rng: np.random.Generator) -> np.float32:
+        low, high = self.config.amplitude_range
+        if low == high:  # no draw: runs without the augmentation keep their random stream
+            return np.float32(low)
+        return np.float32(np.exp(rng.uniform(np.log(low), np.log(high))))
 
     def _batch(self, step: int, positions: np.ndarray) -> list[torch.Tensor]:
         samples = [self.sample(step, int(position)) for position in positions]
