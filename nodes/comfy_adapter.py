@@ -222,18 +222,12 @@ def resolve_model(folder: str, name: str) -> Path:
 
 
 def how_to_get_models(roots: list[Path]) -> str:
-    """Where model files go and how to make test ones with the Python running this process:
-    a ComfyUI Manager install has no `resyncer` command on PATH, but ComfyUI's own Python can
-    run the pack's CLI module from the pack folder."""
-    import shlex
-    import sys
-
+    """Where trained model files go, and the shipped ones that need no folder. Never random
+    `models init` weights: in a models folder they would list before the shipped trained
+    files and draw noise."""
     target = roots[0] if roots else Path("models") / RESYNCER_FOLDER
-    pack = Path(__file__).resolve().parents[1]
-    command = (f"cd {shlex.quote(str(pack))} && {shlex.quote(sys.executable)} -m resyncer_core.cli models init "
-               f"--preset tiny -o {shlex.quote(str(target))}")
-    return (f"put trained .safetensors checkpoints (and the wav2vec2 folder) in {target}, or make tiny random test "
-            f"models with ComfyUI's Python: {command}")
+    return (f"choose an entry ending in{SHIPPED_SUFFIX} (the weights that come with resyncer), or put trained "
+            f"checkpoints from `resyncer train` (and a wav2vec2 folder) in {target}")
 
 
 def combo_or_placeholder(names: list[str], placeholder: str) -> list[str]:

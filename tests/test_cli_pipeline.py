@@ -119,7 +119,7 @@ def test_corrupt_generator_given_with_flag(capsys, tmp_path, models_dir, clip):
 def test_missing_models_folder(capsys, tmp_path, clip, speech):
     output = tmp_path / "out.mp4"
     run_fails(capsys, ["lipsync", "--video", str(clip), "--audio", str(speech), "-o", str(output),
-                       "--models", str(tmp_path / "no_models")], output, "resyncer models init")
+                       "--models", str(tmp_path / "no_models")], output, "to use the shipped weights")
 
 
 def test_missing_model_names_the_file_and_what_to_do(capsys, tmp_path, clip, speech):

@@ -62,6 +62,41 @@ def test_missing_shipped_model_is_one_clear_line(no_models_anywhere, tmp_path, m
     assert "\n" not in message and "no generator.safetensors is shipped" in message and "--models" in message
 
 
+def _refusal(action) -> str:
+    with pytest.raises(ResyncerInputError) as caught:
+        action()
+    return str(caught.value)
+
+
+def test_models_folder_advice_leads_to_the_shipped_weights_or_training_never_to_random_ones(
+        no_models_anywhere, tmp_path, monkeypatch):
+    """`resyncer models init` writes random weights that, in a models folder, hide the shipped
+    trained ones and draw noise: no hint for a missing, empty or mistyped models folder (flag,
+    variable, ComfyUI roots) may suggest it (issue 24)."""
+    from nodes import comfy_adapter
+
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    (tmp_path / "file.safetensors").write_bytes(b"x")
+    messages = {
+        "missing --models": _refusal(lambda: model_files.resolve_models_dir(tmp_path / "gone")),
+        "--models is a file": _refusal(lambda: model_files.resolve_models_dir(tmp_path / "file.safetensors")),
+        **{f"empty folder, {kind}": _refusal(lambda kind=kind: model_files.model_file(empty, kind))
+           for kind in ("generator", "syncformer", "discriminator", "wav2vec2")},
+        "not shipped": _refusal(lambda: model_files.model_file(SHIPPED_MODELS_DIR, "wav2vec2")),
+        "ComfyUI, no folder": _refusal(lambda: comfy_adapter.resolve_model("resyncer", "generator.safetensors")),
+    }
+    monkeypatch.setenv(model_files.MODELS_ENV, str(tmp_path / "gone"))
+    messages["$RESYNCER_MODELS missing"] = _refusal(model_files.resolve_models_dir)
+    for case, message in messages.items():
+        assert "models init" not in message and "\n" not in message, (case, message)
+    for case in ("missing --models", "$RESYNCER_MODELS missing", "empty folder, generator"):
+        assert "to use the shipped weights" in messages[case], messages[case]
+    assert "is a file, not a folder" in messages["--models is a file"]
+    assert "resyncer train stage2" in messages["empty folder, generator"]
+    assert "(shipped)" in messages["ComfyUI, no folder"]
+
+
 @pytest.mark.parametrize("spec, audio_dim, encoder_class", [
     ("whisper", 384, WhisperAudioEncoder), ("mel", 1280, MelAudioEncoder), (None, 32, Wav2Vec2AudioEncoder)])
 def test_syncformer_metadata_picks_the_audio_encoder(tmp_path_factory, tmp_path, spec, audio_dim, encoder_class):

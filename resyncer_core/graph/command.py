@@ -98,12 +98,13 @@ def run_workflow_command(args) -> int:
 
 
 def _run_in_process(args, prompt: dict, reporter: _Reporter) -> int:
+    from ..stages.model_files import resolve_models_dir
     from . import context
     from .executor import GraphExecutor, GraphInterrupted, NodeExecutionError
     from .pack import load_node_registry
 
-    if args.models is not None and not args.models.is_dir():
-        raise ResyncerInputError(f"--models {args.models} is not a folder; create one with `resyncer models init -o DIR`")
+    if args.models is not None:
+        resolve_models_dir(args.models)  # a missing folder or a file is one line before any node runs
     registry = load_node_registry(args.pack)
     executor = GraphExecutor(registry, listener=reporter)
     output_dir = args.output_dir.resolve()

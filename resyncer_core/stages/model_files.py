@@ -33,6 +33,17 @@ MODELS_ENV = "RESYNCER_MODELS"
 DEFAULT_MODELS_DIR = Path("models")
 
 
+# Where a trained file of each kind comes from. Advice never names `resyncer models init`: its
+# random weights in a models folder would hide the shipped trained ones and draw noise.
+_HOW_TO_GET = {
+    "syncformer": "put one from `resyncer train stage1` there, or pass one with --syncformer",
+    "generator": "put one from `resyncer train stage2` there, or pass one with --generator",
+    "discriminator": "put the one `resyncer train stage2` writes beside its generator there",
+    "wav2vec2": "save a Hugging Face Wav2Vec2 model there with save_pretrained (docs/pretrained_weights.md)",
+}
+_USE_SHIPPED = f"or give no --models, no ${MODELS_ENV} and no ./models to use the shipped weights"
+
+
 def resolve_models_dir(models_dir: str | os.PathLike | None = None) -> Path:
     """The models folder: `models_dir`, else $RESYNCER_MODELS (either must exist), else
     ./models when it exists, else the shipped weights folder."""
@@ -40,26 +51,28 @@ def resolve_models_dir(models_dir: str | os.PathLike | None = None) -> Path:
     if not named and not DEFAULT_MODELS_DIR.is_dir():
         return SHIPPED_MODELS_DIR
     folder = Path(named or DEFAULT_MODELS_DIR)
+    origin = "--models" if models_dir else f"${MODELS_ENV}"
+    if folder.is_file():
+        raise ResyncerInputError(
+            f"models folder {folder} ({origin}) is a file, not a folder; pass the folder that holds "
+            f"{MODEL_FILES['generator']} and the rest, or a single checkpoint with --generator or --syncformer")
     if not folder.is_dir():
         raise ResyncerInputError(
-            f"models folder {folder} does not exist; run `resyncer models init --preset tiny -o {folder}` "
-            f"or pass --models (or set {MODELS_ENV})")
+            f"models folder {folder} ({origin}) does not exist; check the path, {_USE_SHIPPED}")
     return folder
 
 
 def model_file(models_dir: Path, kind: str) -> Path:
     """The checkpoint of `kind` in the folder, or a one-line error naming where it belongs."""
     path = models_dir / (WAV2VEC2_FOLDER if kind == "wav2vec2" else MODEL_FILES[kind])
-    if not path.exists() and Path(models_dir) == SHIPPED_MODELS_DIR:
+    if path.exists():
+        return path
+    if Path(models_dir) == SHIPPED_MODELS_DIR:
         raise ResyncerInputError(
             f"no {path.name} is shipped with this resyncer and no models folder was given (no --models, "
-            f"${MODELS_ENV} or ./models); pass --models DIR (`resyncer models init --preset tiny -o models` "
-            "makes untrained ones)")
-    if not path.exists():
-        what = "Wav2Vec2 folder" if kind == "wav2vec2" else kind
-        raise ResyncerInputError(
-            f"no {what} at {path}; run `resyncer models init --preset tiny -o {models_dir}` or train one")
-    return path
+            f"${MODELS_ENV} or ./models); pass --models DIR and {_HOW_TO_GET[kind]}")
+    what = "Wav2Vec2 folder" if kind == "wav2vec2" else kind
+    raise ResyncerInputError(f"no {what} at {path}; {_HOW_TO_GET[kind]}, {_USE_SHIPPED}")
 
 
 def resolve_device(device: str | torch.device) -> torch.device:
