@@ -9,6 +9,8 @@ found in --models DIR (else $RESYNCER_MODELS); outputs go to --output-dir.
 from __future__ import annotations
 
 import argparse
+import contextlib
+import logging
 import signal
 import sys
 import tempfile
@@ -16,6 +18,10 @@ from pathlib import Path
 
 from ..cli_options import quiet_model_loading
 from ..errors import ResyncerInputError
+
+# The pack's nodes log under "resyncer.nodes"; their warnings (e.g. the mesh warp standing in
+# for an untrained generator) are what `lipsync` prints as notices.
+PACK_LOGGER = "resyncer"
 
 
 def add_run_workflow_parser(subcommands) -> argparse.ArgumentParser:
@@ -40,7 +46,8 @@ def add_run_workflow_parser(subcommands) -> argparse.ArgumentParser:
     parser.add_argument("--timeout", type=float, default=None, metavar="SECONDS",
                         help="--server: give up waiting after this many seconds")
     parser.add_argument("--quiet", action="store_true",
-                        help="print only the output files (progress is shown only on a terminal anyway)")
+                        help="print only the output files, not the nodes' notices (progress is shown only on a "
+                             "terminal anyway)")
     parser.set_defaults(handler=run_workflow_command)
     return parser
 
@@ -94,7 +101,26 @@ def run_workflow_command(args) -> int:
         if not args.quiet:
             print(f"resyncer: done on {args.server} in {result.seconds:.1f} s", file=sys.stderr)
         return 0
-    return _run_in_process(args, prompt, reporter)
+    with _node_notices_on_stdout(args.quiet):
+        return _run_in_process(args, prompt, reporter)
+
+
+@contextlib.contextmanager
+def _node_notices_on_stdout(quiet: bool):
+    """The nodes' warnings as lines on stdout beside the output files, as `lipsync` prints its
+    notices, or nowhere with --quiet (only the files): never on stderr, which off a terminal is
+    empty on success and one line on error. Unhandled, logging's last resort writes them there."""
+    logger = logging.getLogger(PACK_LOGGER)
+    handler = logging.NullHandler() if quiet else logging.StreamHandler(sys.stdout)
+    handler.setLevel(logging.WARNING)
+    propagates = logger.propagate
+    logger.addHandler(handler)
+    logger.propagate = False
+    try:
+        yield
+    finally:
+        logger.removeHandler(handler)
+        logger.propagate = propagates
 
 
 def _run_in_process(args, prompt: dict, reporter: _Reporter) -> int:
