@@ -21,6 +21,7 @@ import numpy as np
 import torch
 
 from ..errors import ResyncerInputError
+from ..input_paths import existing_file
 from .timing import SAMPLE_RATE
 
 # Arrays are fed to the resampler in pieces of this many samples to keep frames moderate.
@@ -66,8 +67,7 @@ def _native_format(path: Path) -> tuple[int, int]:
 
 def _load_file(path: Path, rate: int = SAMPLE_RATE, layout: str | None = None) -> np.ndarray:
     """Mono [S] (layout None: channels averaged) or [C,S] in `layout`, at `rate`."""
-    if not path.is_file():
-        raise ResyncerInputError(f"Audio file {path} does not exist or is not a file; check the path.")
+    existing_file(path, "audio file", if_folder="give one audio file from it")
     try:
         container = av.open(str(path))
     except av.FFmpegError as error:

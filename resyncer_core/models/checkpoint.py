@@ -27,6 +27,7 @@ from safetensors import SafetensorError, safe_open
 from safetensors.torch import save_file
 
 from ..errors import CheckpointError
+from ..input_paths import existing_file
 from .registry import model_kind
 
 FORMAT_VERSION = 1
@@ -114,10 +115,7 @@ def marks_random_initialisation(metadata: dict[str, str]) -> bool:
 
 
 def _existing_file(path: str | os.PathLike) -> Path:
-    path = Path(path)
-    if not path.is_file():
-        raise CheckpointError(f"checkpoint {path} does not exist; create one with `resyncer models init` or check the path")
-    return path
+    return existing_file(path, "checkpoint", if_folder="give the .safetensors file in it", error=CheckpointError)
 
 
 def read_checkpoint_metadata(path: str | os.PathLike) -> dict[str, str]:

@@ -10,6 +10,7 @@ import numpy as np
 from PIL import Image, UnidentifiedImageError
 
 from ..errors import ResyncerInputError
+from ..input_paths import existing_file
 from ..face.track import FaceTrack
 from ..face.tracker import DEFAULT_SMOOTHING
 from ..video import VideoInfo, iter_frames, probe_video
@@ -64,9 +65,8 @@ def identity_from_file(tracker, path: str | os.PathLike, clock: StageClock | Non
     """The swap identity in an image or a video file: the template is the neutral mesh
     over its tracked frames (of a video, the first IDENTITY_SEARCH_SECONDS), I' the crop of
     its most frontal frame."""
-    path = Path(path)
-    if not path.is_file():
-        raise ResyncerInputError(f"identity file {path} does not exist; give a face image or video")
+    path = existing_file(path, "identity file", if_missing="give a face image or video",
+                         if_folder="give one face image or video from it")
     image = _read_image(path)
     if image is not None:
         return identity_from_track(require_a_face(tracker.track(image[None]), f"identity image {path}"), image[None], 0)

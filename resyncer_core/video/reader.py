@@ -26,6 +26,7 @@ import av
 import numpy as np
 
 from ..errors import ResyncerInputError
+from ..input_paths import existing_file
 
 DEFAULT_CHUNK_SIZE = 32
 # A still image (PNG, JPEG, WebP, BMP, TIFF, GIF …) is a one-frame video at FFmpeg's image
@@ -128,9 +129,8 @@ def read_frames(path: str | os.PathLike, start: int = 0, stop: int | None = None
 def _open_video(path: str | os.PathLike) -> Iterator[tuple[av.container.InputContainer, av.video.stream.VideoStream]]:
     """Opens `path` and picks its first real video stream (album art in audio files is a
     video stream too, flagged attached_pic); FFmpeg errors become one-line input errors."""
-    path = Path(path)
-    if not path.is_file():
-        raise ResyncerInputError(f"video file {path} does not exist; check the path")
+    path = existing_file(path, "video file", if_folder="give one video file from it (a folder of clips is for "
+                                                      "`resyncer preprocess --videos`)")
     try:
         container = av.open(str(path))
     except av.FFmpegError as error:
