@@ -57,6 +57,35 @@ def test_drive_without_driver_audio_writes_a_silent_video(tmp_path_factory, tmp_
     assert result.frames_written == info.frame_count == 20 and not info.has_audio
 
 
+@pytest.mark.parametrize("flow", ["lipsync", "drive", "swap"])
+def test_a_faceless_secondary_input_fails_before_the_target_is_tracked(flow, tmp_path_factory, tmp_path, monkeypatch):
+    """A style video, driver or identity without a face is refused before the target's
+    tracking, the long work of a long clip (issue 24: a faceless --style-from failed after
+    29 s of it)."""
+    import importlib
+
+    from _pipeline_media import faceless_clip
+
+    from resyncer_core.errors import ResyncerInputError
+    from resyncer_core.pipeline import lipsync_video
+    from resyncer_core.stages.model_files import PipelineModels
+    from resyncer_core.stages.warping import MeshWarp
+
+    def target_tracked(*args, **kwargs):
+        raise AssertionError("the target was tracked before the faceless input was checked")
+
+    monkeypatch.setattr(importlib.import_module(f"resyncer_core.pipeline.{flow}"), "track_for_plan", target_tracked)
+    target, faceless = talking_clip(tmp_path_factory, 0.6), faceless_clip(tmp_path / "faceless.mp4", 5)
+    models, output = PipelineModels(generator=MeshWarp(torch.device("cpu"))), tmp_path / "out.mp4"
+    run = {"lipsync": lambda: lipsync_video(target, speech_wav(tmp_path / "speech.wav", 0.4), output, models,
+                                            style_from=faceless),
+           "drive": lambda: drive_video(target, faceless, output, models),
+           "swap": lambda: swap_video(target, faceless, output, models)}[flow]
+    with pytest.raises(ResyncerInputError, match="faceless.mp4 shows no face"):
+        run()
+    assert not output.exists()
+
+
 def test_driver_frames_follow_time_across_frame_rates():
     assert driver_frames_at(4, 25, 25).tolist() == [0, 1, 2, 3]
     assert driver_frames_at(6, 50, 25).tolist() == [0, 2, 4]

@@ -39,12 +39,14 @@ def lipsync_video(video: str | os.PathLike, audio: str | os.PathLike, output: st
     style_info = None if style_from is None else probe_video(style_from)
     waveform = load_audio(audio)
     tracker = tracker or FaceTracker(models.device)
-    track, plan = track_for_plan(tracker, info, frame_count_for(len(waveform), info.fps), long_audio, short_audio,
-                                 clock, callbacks)
-    style_track = track if style_info is None else require_a_face(track_video(
+    # The style video first: a faceless one fails in a second, not after the target's long tracking.
+    style_track = None if style_info is None else require_a_face(track_video(
         tracker, style_from, round(STYLE_SEARCH_SECONDS * style_info.fps), clock=clock, callbacks=callbacks,
         info=style_info), f"style video {style_from}")
-    meshes = audio_driven_meshes(models, waveform, info.fps, plan.frame_count, style_track,
+    track, plan = track_for_plan(tracker, info, frame_count_for(len(waveform), info.fps), long_audio, short_audio,
+                                 clock, callbacks)
+    meshes = audio_driven_meshes(models, waveform, info.fps, plan.frame_count,
+                                 track if style_track is None else style_track,
                                  video if style_from is None else style_from, track.template, clock, callbacks)
     job = RenderJob(video_path=info.path, frame_rate=info.frame_rate, track=track, source_indices=plan.source_indices,
                     meshes=meshes, mask_mode="mouth", audio=soundtrack_for(plan, audio, info.fps))
