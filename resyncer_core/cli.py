@@ -67,11 +67,11 @@ def build_parser() -> argparse.ArgumentParser:
     # Imported here, not at the top: `import resyncer_core.cli` stays cheap for tools that only
     # need main(), and each module keeps its own heavy imports inside its handlers.
     from .graph.command import add_run_workflow_parser
-    from .pipeline.commands import add_drive_parser, add_lipsync_parser, add_swap_parser
+    from .pipeline.commands import add_batch_parser, add_drive_parser, add_lipsync_parser, add_swap_parser
     from .train.commands import add_eval_parser, add_personalize_parser, add_preprocess_parser, add_train_parser
 
     _add_models_commands(subcommands)
-    for add_parser in (add_lipsync_parser, add_drive_parser, add_swap_parser, add_personalize_parser,
+    for add_parser in (add_lipsync_parser, add_drive_parser, add_swap_parser, add_batch_parser, add_personalize_parser,
                        add_run_workflow_parser, add_preprocess_parser, add_train_parser, add_eval_parser):
         add_parser(subcommands)
     return parser

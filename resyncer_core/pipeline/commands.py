@@ -1,4 +1,4 @@
-"""The `resyncer lipsync | drive | swap` subcommands: argument definitions and
+"""The `resyncer lipsync | drive | swap | batch` subcommands: argument definitions and
 handlers. cli.py routes to the add_* functions here; heavy imports happen in the handlers."""
 
 from __future__ import annotations
@@ -85,6 +85,25 @@ def add_swap_parser(subcommands) -> None:
     parser.set_defaults(handler=_run_swap)
 
 
+def add_batch_parser(subcommands) -> None:
+    parser = subcommands.add_parser(
+        "batch", help="run the lipsync, drive and swap jobs of a CSV or JSONL manifest",
+        description="Run a manifest's jobs (columns video, output, audio | driver | identity, optional style and "
+                    "mode) with one model load per process. Under torchrun (RANK/WORLD_SIZE), srun "
+                    "(SLURM_PROCID/SLURM_STEP_NUM_TASKS) or a Slurm array (SLURM_ARRAY_TASK_ID/COUNT) each process "
+                    "does its share; finished outputs are skipped, so a rerun does the rest. A failing job is "
+                    "recorded in the summary and the batch goes on (exit 0); a bad manifest exits 2.")
+    parser.add_argument("manifest", type=Path, help="manifest .csv (header row) or .jsonl; relative paths in it are "
+                                                    "relative to its folder")
+    parser.add_argument("--summary-dir", type=Path, default=None,
+                        help="folder of the per-shard summary files shard-i-of-N.jsonl "
+                             "(default: MANIFEST.summary beside the manifest)")
+    _add_length_arguments(parser, "audio or driver")
+    _add_render_arguments(parser)
+    add_syncformer_argument(parser)
+    parser.set_defaults(handler=_run_batch)
+
+
 def _check_inputs(args, videos=(), audios=()):
     """Every input file, the output path and the options that need no model, checked before
     any model loads (a bad run fails in well under a second); returns the tracker to use."""
@@ -106,14 +125,19 @@ def _check_inputs(args, videos=(), audios=()):
     return FaceTracker(resolve_device(args.device), face=" ".join(args.face))
 
 
+def _render_options(args):
+    from .engine import RenderOptions
+
+    return RenderOptions(batch_size=args.batch_size, feather=args.feather, crf=args.crf,
+                         x264_preset=args.x264_preset, precision=args.precision)
+
+
 def _render_setup(args, with_audio: bool, tracker, swap: bool = False):
     from ..stages.face_identity import sampled_face_crops
     from ..stages.model_files import load_pipeline_models
-    from .engine import RenderOptions
 
     quiet_model_loading()
-    options = RenderOptions(batch_size=args.batch_size, feather=args.feather, crf=args.crf,
-                            x264_preset=args.x264_preset, precision=args.precision)
+    options = _render_options(args)
     # drive has no --syncformer: its meshes come from the driver video, not from stage 1.
     models = load_pipeline_models(args.models, args.device, with_audio=with_audio, generator_path=args.generator,
                                   syncformer_path=getattr(args, "syncformer", None), renderer=args.renderer,
@@ -163,3 +187,30 @@ def _run_swap(args) -> int:
     return _finish(swap_video(args.video, args.identity, args.output, models, audio=args.audio,
                               long_audio=args.long_audio, short_audio=args.short_audio, options=options,
                               callbacks=terminal_callbacks(), tracker=tracker), tracker)
+
+def _run_batch(args) -> int:
+    from ..face import FaceTracker
+    from ..launcher_env import process_device, shard_from_environment
+    from ..stages.model_files import resolve_device
+    from ..video.writer import check_encoder_settings
+    from .batch import BatchModels, JobSettings, read_manifest, run_batch
+
+    jobs = read_manifest(args.manifest)
+    shard = shard_from_environment()
+    check_encoder_settings(args.crf, args.x264_preset)
+    settings = JobSettings(options=_render_options(args), long_audio=args.long_audio, short_audio=args.short_audio)
+    device = resolve_device(process_device(args.device))
+    tracker = FaceTracker(device, face=" ".join(args.face))
+
+    def log(line: str) -> None:
+        if sys.stderr.isatty():
+            print("\r", end="", file=sys.stderr)  # start over the progress line
+        print(f"resyncer: {line}", flush=True)  # flushed: under a launcher stdout is a pipe, and jobs take minutes
+
+    def load_models(to_run):
+        quiet_model_loading()
+        return BatchModels(to_run, tracker, args.renderer, args.models, device, args.generator, args.syncformer, log)
+
+    summary_dir = args.summary_dir or args.manifest.with_name(f"{args.manifest.name}.summary")
+    run_batch(jobs, shard, summary_dir, settings, tracker, load_models, terminal_callbacks, log)
+    return 0

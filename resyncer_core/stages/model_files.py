@@ -85,10 +85,14 @@ def resolve_device(device: str | torch.device) -> torch.device:
     return resolved
 
 
+def generator_file(models_dir: Path | None, path: str | os.PathLike | None = None) -> Path:
+    """The generator checkpoint to use: `path` (e.g. a personalised one), else the folder's."""
+    return Path(path) if path else model_file(models_dir, "generator")
+
+
 def load_generator(models_dir: Path | None, device: torch.device, path: str | os.PathLike | None = None):
     """The generator at `path` (e.g. a personalised one), else the folder's."""
-    checkpoint = Path(path) if path else model_file(models_dir, "generator")
-    return load_checkpoint(checkpoint, kind="generator", device=device)[0]
+    return load_checkpoint(generator_file(models_dir, path), kind="generator", device=device)[0]
 
 
 @dataclass

@@ -53,6 +53,7 @@ from ..audio import SAMPLE_RATE, load_audio_encoder, samples_spanned_by
 from ..errors import ResyncerInputError
 from ..face import topology
 from ..face.template import mouth_opening
+from ..jsonl_records import append_jsonl, read_jsonl
 from ..models.presets import AUDIO_ENCODER_KEY
 
 DATASET_FPS = 25.0                 # (paper) every per-frame array of the dataset is at 25 fps
@@ -237,16 +238,6 @@ def _save_features(path: Path, features: torch.Tensor, spec: str) -> None:
         raise
 
 
-def append_jsonl(path: Path, record: dict) -> None:
-    """Appends one line with a single write (O_APPEND), so concurrent writers never interleave."""
-    line = (json.dumps(record, sort_keys=True) + "\n").encode()
-    descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_APPEND, 0o666)
-    try:
-        os.write(descriptor, line)
-    finally:
-        os.close(descriptor)
-
-
 def write_clip(data_dir: str | os.PathLike, clip_id: str, arrays: ClipArrays, waveform_16k: np.ndarray,
                speaker: str, features: dict[str, np.ndarray | torch.Tensor] | None = None,
                source: str | None = None, quality: dict[str, Any] | None = None) -> dict:
@@ -271,19 +262,6 @@ class ClipRecord:
     folder: Path
     has_crops: bool = False
     quality: dict[str, Any] = field(default_factory=dict)
-
-
-def read_jsonl(path: Path) -> list[dict]:
-    """The records of a JSONL file; a torn last line (a crash mid-write) is ignored."""
-    if not path.is_file():
-        return []
-    records = []
-    for line in path.read_text(encoding="utf-8").splitlines():
-        try:
-            records.append(json.loads(line))
-        except json.JSONDecodeError:
-            continue
-    return records
 
 
 def finished_clip_ids(data_dir: str | os.PathLike) -> set[str]:

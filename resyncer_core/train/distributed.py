@@ -16,7 +16,6 @@ no sampler state.
 from __future__ import annotations
 
 import contextlib
-import os
 from dataclasses import dataclass
 
 import numpy as np
@@ -24,6 +23,7 @@ import torch
 from torch import distributed as dist
 
 from ..errors import ResyncerInputError
+from ..launcher_env import env_int
 from ..stages.model_files import resolve_device
 
 
@@ -86,25 +86,15 @@ class DistributedContext:
         return self.device if dist.get_backend() == "nccl" else torch.device("cpu")
 
 
-def _env_int(name: str) -> int | None:
-    value = os.environ.get(name)
-    if value is None:
-        return None
-    try:
-        return int(value)
-    except ValueError:
-        raise ResyncerInputError(f"environment variable {name}={value!r} is not an integer; launch with torchrun") from None
-
-
 def setup_distributed(device: str | torch.device = "cpu") -> DistributedContext:
     """The context of this process. Under torchrun (WORLD_SIZE > 1) it joins the process group
     (NCCL for a CUDA `device`, each local rank on its own GPU; gloo for the CPU). Alone it only
     resolves the device."""
-    world_size = _env_int("WORLD_SIZE") or 1
+    world_size = env_int("WORLD_SIZE") or 1
     resolved = resolve_device(device)
     if world_size == 1:
         return DistributedContext(device=resolved)
-    rank, local_rank = _env_int("RANK") or 0, _env_int("LOCAL_RANK") or 0
+    rank, local_rank = env_int("RANK") or 0, env_int("LOCAL_RANK") or 0
     if resolved.type == "cuda":
         resolved = torch.device("cuda", local_rank)
         torch.cuda.set_device(resolved)
