@@ -11,7 +11,10 @@ on the weights):
 2. end to end: `lipsync_video` on a --seconds synthetic talking-head clip at --height (1080p
    by default) with the fastest generator setting of step 1, the nvdiffrast rasteriser when
    installed ("auto"); frames/s and the share of wall time per stage (decode, track, audio,
-   syncformer, render, generator, blend, encode; "other" is loading and setup).
+   syncformer, render, generator, blend, encode; "other" is loading and setup), each stage's
+   own frames/s (frames over its seconds: what it would sustain alone), and peak memory: the
+   process's resident set and, on CUDA, the device's peak allocated and reserved bytes during
+   the end-to-end run.
 Target (issue 13): ≥ 200 frames/s end to end on an H100/H200 with the paper preset.
 Figures go to stdout and, with --json, to a file.
 """
@@ -21,6 +24,7 @@ from __future__ import annotations
 import argparse
 import dataclasses
 import json
+import resource
 import sys
 import tempfile
 import time
@@ -53,6 +57,17 @@ def prepare_inputs(work: Path, preset: str, seconds: float, height: int) -> tupl
     if not audio.exists():
         write_wav(audio, synthetic_speech(seconds, 16000, seed=1), 16000)
     return models, video, audio
+
+
+def peak_memory_gib(device: torch.device) -> dict[str, float]:
+    """Peak resident set of this process and, on CUDA, the device's peak allocated and reserved
+    memory since the last torch.cuda.reset_peak_memory_stats, in GiB."""
+    gib = 1024 ** 3
+    peaks = {"host_rss": resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024 / gib}  # Linux: KiB
+    if device.type == "cuda":
+        peaks["device_allocated"] = torch.cuda.max_memory_allocated(device) / gib
+        peaks["device_reserved"] = torch.cuda.max_memory_reserved(device) / gib
+    return peaks
 
 
 def generator_throughput(generator, device: torch.device, batch: int, precision: str, repeats: int) -> float:
@@ -137,16 +152,24 @@ def main() -> int:
     options = RenderOptions(batch_size=batch, chunk_size=max(args.chunk_size, batch), precision=precision,
                             x264_preset="veryfast")
     output = args.work / f"out_{args.preset}_{args.height}p.mp4"
+    if device.type == "cuda":
+        torch.cuda.reset_peak_memory_stats(device)
     start = time.perf_counter()
     result = lipsync_video(video, audio, output, dataclasses.replace(models, generator=module), options=options)
     wall = time.perf_counter() - start
     shares = {stage: result.stage_seconds.get(stage, 0.0) / wall for stage in STAGES}
     shares["other"] = max(0.0, 1.0 - sum(shares.values()))
+    stage_fps = {stage: result.frames_written / seconds for stage in STAGES
+                 if (seconds := result.stage_seconds.get(stage, 0.0)) > 0}
+    memory = peak_memory_gib(device)
     figures["end_to_end"] = {"setting": label, "batch": batch, "frames": result.frames_written, "wall_s": wall,
-                             "frames_per_s": result.frames_written / wall, "stage_share": shares}
+                             "frames_per_s": result.frames_written / wall, "stage_share": shares,
+                             "stage_frames_per_s": stage_fps, "peak_memory_gib": memory}
     print(f"end to end ({label}, batch {batch}, {args.height}p, {result.frames_written} frames): "
           f"{result.frames_written / wall:.1f} frames/s")
     print("stage share of wall time: " + ", ".join(f"{stage} {100 * share:.1f}%" for stage, share in shares.items()))
+    print("stage frames/s alone: " + ", ".join(f"{stage} {fps:.1f}" for stage, fps in stage_fps.items()))
+    print("peak memory: " + ", ".join(f"{name} {value:.2f} GiB" for name, value in memory.items()))
     if args.json:
         args.json.write_text(json.dumps(figures, indent=2))
     return 0

@@ -148,3 +148,9 @@ def test_gpu_benchmark_dry_run_starts_and_reports(tmp_path):
     result = json.loads(figures.read_text())
     assert result["end_to_end"]["frames"] == 25 and result["end_to_end"]["frames_per_s"] > 0
     assert {entry["setting"] for entry in result["generator"]} == {"eager fp32", "eager bf16"}
+    # Per-stage frames/s for the stages that ran, and the process's peak memory (no CUDA keys on the CPU).
+    assert {"decode", "track", "generator", "blend"} <= set(result["end_to_end"]["stage_frames_per_s"])
+    assert all(fps > 0 for fps in result["end_to_end"]["stage_frames_per_s"].values())
+    assert set(result["end_to_end"]["peak_memory_gib"]) == {"host_rss"}
+    assert 0.1 < result["end_to_end"]["peak_memory_gib"]["host_rss"] < 64
+    assert "stage frames/s alone" in completed.stdout and "peak memory" in completed.stdout
