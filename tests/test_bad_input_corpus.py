@@ -1,5 +1,6 @@
 """The bad-input corpus: what a hostile new user tries against `resyncer lipsync | drive | swap |
-models init | run-workflow` with the tiny models. Every bad input exits 2 with exactly one line
+models init | run-workflow | personalize | preprocess | train stage1|stage2|swap | eval` with the
+tiny models. Every bad input exits 2 with exactly one line
 on stderr (file-descriptor level, so FFmpeg's own logging would count too) that names the
 input, leaves no file anywhere, and fails in under 2 s of work. Every odd-but-valid input gives
 the frame count, frame rate and audio duration its rules promise (README: odd sizes, variable
@@ -23,6 +24,7 @@ from _pipeline_media import FPS, faceless_clip, speech_wav, talking_clip, tiny_m
 from resyncer_core.audio import frame_count_for, load_audio
 from resyncer_core.audio.loading import load_soundtrack
 from resyncer_core.cli import main
+from resyncer_core.synth.mesh_corpus import write_mesh_corpus
 from resyncer_core.video import probe_video, read_frames
 
 REPO = Path(__file__).resolve().parents[1]
@@ -36,7 +38,35 @@ def media(tmp_path_factory):
     return SimpleNamespace(models=tiny_models(tmp_path_factory), clip=talking_clip(tmp_path_factory, 0.6),
                            silent_clip=talking_clip(tmp_path_factory, 0.6, with_audio=False),
                            speech=speech_wav(folder / "speech.wav", 0.4),
-                           faceless=faceless_clip(folder / "faceless.mp4", 5))
+                           faceless=faceless_clip(folder / "faceless.mp4", 5),
+                           mesh_data=write_mesh_corpus(folder / "mesh_data", clips=2, frames=20),
+                           runs={stage: _recorded_run(folder / f"{stage}_run", stage, folder / "mesh_data")
+                                 for stage in ("stage1", "stage2")})
+
+
+# The training commands' options the corpus runs with: tiny windows and batches.
+STAGE_OPTIONS = {"stage1": ["--window", "16", "--style-frames", "12", "--batch-size", "2"],
+                 "stage2": ["--batch-size", "1", "--hide-reference-lower-face"]}
+
+
+def _recorded_run(run: Path, stage: str, data: Path) -> Path:
+    """A run folder whose checkpoint records the config `resyncer train <stage>` builds from the
+    corpus's options, written without training (the stage's train function replaced by one
+    that only saves that config): what --resume compares a new command's config with."""
+    import importlib
+
+    from resyncer_core.train.distributed import DistributedContext
+    from resyncer_core.train.loop import TrainingResult
+    from resyncer_core.train.training_state import save_training_state
+
+    def record(config, run_dir, context, **ignored):
+        save_training_state(run_dir, 1, {}, {}, config, DistributedContext())
+        return TrainingResult(step=1)
+
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(importlib.import_module(f"resyncer_core.train.{stage}"), f"train_{stage}", record)
+        assert main(["train", stage, "--data", str(data), "-o", str(run), "--steps", "1", *STAGE_OPTIONS[stage]]) == 0
+    return run
 
 
 def _float_wav(path: Path, samples: np.ndarray, rate: int = 16000) -> Path:
@@ -99,6 +129,32 @@ def _workflow(tmp: Path, media, *overrides: str, models=None, workflow=WORKFLOW)
 def _lipsync(tmp: Path, media, video=None, audio=None, output=None, *extra: str) -> list[str]:
     return ["lipsync", "--video", str(video or media.clip), "--audio", str(audio or media.speech),
             "-o", str(output or tmp / "out.mp4"), "--models", str(media.models), *extra]
+
+
+def _personalize(tmp: Path, media, *extra: str, video=None, output=None) -> list[str]:
+    return ["personalize", "--video", str(video or media.clip), "-o", str(output or tmp / "person.safetensors"),
+            "--steps", "1", *extra]
+
+
+def _preprocess(tmp: Path, media, *extra: str, videos=None, output=None) -> list[str]:
+    return ["preprocess", "--videos", str(videos or media.clip.parent), "-o", str(output or tmp / "data"), *extra]
+
+
+def _train(tmp: Path, media, stage: str, *extra: str, data=None, output=None) -> list[str]:
+    swap = ["--init", str(media.models / "generator.safetensors")] if stage == "swap" else []
+    return ["train", stage, "--data", str(data or media.mesh_data), "-o", str(output or tmp / "run"), "--steps", "1",
+            *STAGE_OPTIONS.get(stage, ["--batch-size", "1"]), *swap, *extra]
+
+
+def _resume(tmp: Path, media, run_of: str, stage: str, *extra: str) -> list[str]:
+    """`train <stage> --resume` into a copy of the corpus's recorded `run_of` run."""
+    run = shutil.copytree(media.runs[run_of], tmp / "run")
+    return _train(tmp, media, stage, "--resume", *extra, output=run)
+
+
+def _eval(tmp: Path, media, *extra: str, data=None) -> list[str]:
+    return ["eval", "--data", str(data or media.mesh_data), "--generator", str(media.models / "generator.safetensors"),
+            *extra]
 
 
 # Each case: (id, make(tmp, media) -> (argv, text the error line must contain)).
@@ -198,6 +254,101 @@ BAD_INPUTS = [
                                                 "is a file, not a folder")),
     ("workflow-model-missing", lambda t, m: (_workflow(t, m, "7.model=missing.safetensors"), "missing.safetensors")),
     ("workflow-start-past-the-end", lambda t, m: (_workflow(t, m, "Target video.start_frame=500"), "frame 500")),
+    # personalize
+    ("personalize-video-missing", lambda t, m: (_personalize(t, m, video=t / "who.mp4"), "who.mp4 does not exist")),
+    ("personalize-video-is-folder", lambda t, m: (_personalize(t, m, video=_folder(t / "clips")), "clips is a folder")),
+    ("personalize-steps-zero", lambda t, m: (_personalize(t, m)[:-1] + ["0"], "steps")),
+    ("personalize-batch-size-zero", lambda t, m: (_personalize(t, m, "--batch-size", "0"), "batch size")),
+    ("personalize-max-frames-zero", lambda t, m: (_personalize(t, m, "--max-frames", "0"), "max frames")),
+    ("personalize-lr-zero", lambda t, m: (_personalize(t, m, "--lr", "0"), "learning rate")),
+    ("personalize-w-plus-weight-negative", lambda t, m: (_personalize(t, m, "--w-plus", "--w-plus-weight", "-1"),
+                                                         "-1")),
+    ("personalize-output-is-folder", lambda t, m: (_personalize(t, m, output=_folder(t / "me.safetensors")),
+                                                   "me.safetensors is a folder")),
+    ("personalize-output-pt", lambda t, m: (_personalize(t, m, output=t / "me.pt"), "me.pt")),
+    ("personalize-output-under-a-file", lambda t, m: (_personalize(t, m, output=_file(t / "plain", b"x") / "me.safetensors"),
+                                                      "under the file")),
+    ("personalize-generator-is-a-syncformer", lambda t, m: (_personalize(t, m, "--generator",
+                                                                         str(m.models / "syncformer.safetensors")),
+                                                            "holds a syncformer model, not a generator")),
+    ("personalize-models-is-a-file", lambda t, m: (_personalize(t, m, "--models", str(m.models / "generator.safetensors")),
+                                                   "is a file, not a folder")),
+    # preprocess
+    ("preprocess-videos-missing", lambda t, m: (_preprocess(t, m, videos=t / "clips"), "clips")),
+    ("preprocess-videos-is-a-file", lambda t, m: (_preprocess(t, m, videos=m.clip), m.clip.name)),
+    ("preprocess-videos-empty", lambda t, m: (_preprocess(t, m, videos=_folder(t / "clips")), "holds no video file")),
+    ("preprocess-videos-no-videos", lambda t, m: (_preprocess(t, m, videos=_file(t / "clips" / "notes.txt", b"x").parent),
+                                                  "holds no video file")),
+    ("preprocess-output-is-a-file", lambda t, m: (_preprocess(t, m, output=_file(t / "data", b"x")),
+                                                  "is a file, not a folder")),
+    ("preprocess-output-under-a-file", lambda t, m: (_preprocess(t, m, output=_file(t / "plain", b"x") / "data"),
+                                                     "under the file")),
+    ("preprocess-shard-out-of-range", lambda t, m: (_preprocess(t, m, "--shard", "3/2"), "3/2")),
+    ("preprocess-workers-zero", lambda t, m: (_preprocess(t, m, "--workers", "0"), "--workers")),
+    ("preprocess-audio-encoder-unknown", lambda t, m: (_preprocess(t, m, "--audio-encoder", "hubert"), "hubert")),
+    ("preprocess-min-tracked-above-one", lambda t, m: (_preprocess(t, m, "--min-tracked", "2"), "--min-tracked")),
+    ("preprocess-min-frames-zero", lambda t, m: (_preprocess(t, m, "--min-frames", "0"), "--min-frames")),
+    ("preprocess-device-unknown", lambda t, m: (_preprocess(t, m, "--device", "tpu9"), "tpu9")),
+    # train stage1
+    ("stage1-data-missing", lambda t, m: (_train(t, m, "stage1", data=t / "data"), "resyncer preprocess")),
+    ("stage1-data-empty", lambda t, m: (_train(t, m, "stage1", data=_folder(t / "data")), "resyncer preprocess")),
+    ("stage1-data-is-a-file", lambda t, m: (_train(t, m, "stage1", data=m.clip), "resyncer preprocess")),
+    ("stage1-data-clips-too-short", lambda t, m: (_train(t, m, "stage1", "--window", "100"), "100 frames")),
+    ("stage1-steps-zero", lambda t, m: (_train(t, m, "stage1", "--steps", "0"), "steps")),
+    ("stage1-batch-size-zero", lambda t, m: (_train(t, m, "stage1", "--batch-size", "0"), "batch size")),
+    ("stage1-grad-accum-zero", lambda t, m: (_train(t, m, "stage1", "--grad-accum", "0"), "grad accum")),
+    ("stage1-batch-not-split-by-accum", lambda t, m: (_train(t, m, "stage1", "--batch-size", "3", "--grad-accum", "2"),
+                                                      "--grad-accum")),
+    ("stage1-checkpoint-every-zero", lambda t, m: (_train(t, m, "stage1", "--checkpoint-every", "0"), "checkpoint")),
+    ("stage1-run-folder-is-a-file", lambda t, m: (_train(t, m, "stage1", output=_file(t / "run", b"x")),
+                                                  "run folder")),
+    ("stage1-run-folder-under-a-file", lambda t, m: (_train(t, m, "stage1", output=_file(t / "plain", b"x") / "run"),
+                                                     "under the file")),
+    ("stage1-audio-encoder-unknown", lambda t, m: (_train(t, m, "stage1", "--audio-encoder", "hubert"), "hubert")),
+    ("stage1-window-one", lambda t, m: (_train(t, m, "stage1", "--window", "1"), "window")),
+    ("stage1-validation-clips-negative", lambda t, m: (_train(t, m, "stage1", "--validation-clips", "-1"),
+                                                       "--validation-clips")),
+    ("stage1-validation-clips-all", lambda t, m: (_train(t, m, "stage1", "--validation-clips", "2"), "hold out 2")),
+    ("stage1-resume-other-window", lambda t, m: (_resume(t, m, "stage1", "stage1", "--window", "18"), "window = 16")),
+    ("stage1-resume-other-preset", lambda t, m: (_resume(t, m, "stage1", "stage1", "--preset", "small"),
+                                                 "preset = 'tiny'")),
+    ("stage1-resume-other-audio-encoder", lambda t, m: (_resume(t, m, "stage1", "stage1", "--audio-encoder", "whisper"),
+                                                        "audio_encoder = 'mel'")),
+    ("stage1-resume-a-stage2-run", lambda t, m: (_resume(t, m, "stage2", "stage1"), "another kind of run")),
+    # train stage2 and swap
+    ("stage2-data-missing", lambda t, m: (_train(t, m, "stage2", data=t / "data"), "resyncer preprocess")),
+    ("stage2-data-without-crops", lambda t, m: (_train(t, m, "stage2"), "no clip with crop video")),
+    ("stage2-steps-zero", lambda t, m: (_train(t, m, "stage2", "--steps", "0"), "steps")),
+    ("stage2-batch-size-zero", lambda t, m: (_train(t, m, "stage2", "--batch-size", "0"), "batch size")),
+    ("stage2-run-folder-is-a-file", lambda t, m: (_train(t, m, "stage2", output=_file(t / "run", b"x")), "run folder")),
+    ("stage2-predicted-meshes-without-syncformer", lambda t, m: (_train(t, m, "stage2", "--predicted-meshes-from", "1"),
+                                                                 "--syncformer")),
+    ("stage2-reference-window-zero", lambda t, m: (_train(t, m, "stage2", "--reference-window", "0"), "reference window")),
+    ("stage2-models-is-a-file", lambda t, m: (_train(t, m, "stage2", "--models", str(m.models / "generator.safetensors")),
+                                              "is a file, not a folder")),
+    ("stage2-resume-forgetting-hide-reference", lambda t, m: ([arg for arg in _resume(t, m, "stage2", "stage2")
+                                                               if arg != "--hide-reference-lower-face"],
+                                                              "hide_reference_lower_face = True, not False")),
+    ("stage2-resume-other-batch-size", lambda t, m: (_resume(t, m, "stage2", "stage2", "--batch-size", "2"),
+                                                     "loop.batch_size = 1")),
+    ("stage2-resume-a-stage1-run", lambda t, m: (_resume(t, m, "stage1", "stage2"), "another kind of run")),
+    ("swap-data-without-crops", lambda t, m: (_train(t, m, "swap"), "no clip with crop video")),
+    ("swap-steps-zero", lambda t, m: (_train(t, m, "swap", "--steps", "0"), "steps")),
+    ("swap-run-folder-is-a-file", lambda t, m: (_train(t, m, "swap", output=_file(t / "run", b"x")), "run folder")),
+    ("swap-resume-a-stage2-run", lambda t, m: (_resume(t, m, "stage2", "swap"), "another kind of run")),
+    # eval
+    ("eval-data-missing", lambda t, m: (_eval(t, m, data=t / "data"), "resyncer preprocess")),
+    ("eval-nothing-to-evaluate", lambda t, m: (["eval", "--data", str(m.mesh_data)], "--generator")),
+    ("eval-frames-zero", lambda t, m: (_eval(t, m, "--frames", "0"), "frames")),
+    ("eval-generator-is-a-syncformer", lambda t, m: (["eval", "--data", str(m.mesh_data), "--generator",
+                                                      str(m.models / "syncformer.safetensors")],
+                                                     "holds a syncformer model, not a generator")),
+    ("eval-json-is-a-folder", lambda t, m: (_eval(t, m, "--json", str(_folder(t / "eval.json"))), "eval.json is a folder")),
+    ("eval-json-under-a-file", lambda t, m: (_eval(t, m, "--json", str(_file(t / "plain", b"x") / "eval.json")),
+                                             "under the file")),
+    ("eval-models-is-a-file", lambda t, m: (_eval(t, m, "--models", str(m.models / "generator.safetensors")),
+                                            "is a file, not a folder")),
+    ("eval-validation-clips-negative", lambda t, m: (_eval(t, m, "--validation-clips", "-1"), "--validation-clips")),
 ]
 
 

@@ -37,8 +37,10 @@ def add_personalize_parser(subcommands) -> None:
 
 
 def _run_personalize(args) -> int:
+    from ..video.partial_file import check_output_location
     from .personalize import PersonalizeConfig, personalize_video
 
+    check_output_location(args.output)  # before the clip is tracked, not after the training
     config = PersonalizeConfig(steps=args.steps, lr=args.lr, batch_size=args.batch_size, max_frames=args.max_frames,
                                seed=args.seed, w_plus=args.w_plus, w_plus_weight=args.w_plus_weight)
     path = personalize_video(args.video, args.output, config, models_dir=args.models, device=args.device,
@@ -114,12 +116,31 @@ def _add_stage1_parser(stages) -> None:
     parser.add_argument("--dropout", type=float, default=None, help="dropout (default: the preset's)")
     parser.add_argument("--ema-decay", type=float, default=defaults.ema_decay,
                         help="keep an EMA of the weights with this decay and export it (0: off)")
-    parser.add_argument("--validation-clips", type=int, default=None,
+    parser.add_argument("--validation-clips", type=_clip_count, default=None,
                         help="held-out clips for the lip vertex error (default 1 per 50 clips, at least 1)")
     parser.add_argument("--amplitude-range", type=_factor_pair, default=defaults.amplitude_range, metavar="LOW,HIGH",
                         help="scale each sample's target and style ΔM together by a log-uniform factor in this "
                              "range, so the output follows its style reference's amplitude (default 1,1: off)")
     parser.set_defaults(handler=_run_stage1)
+
+
+def _clip_count(text: str) -> int:
+    # A negative count would hold out clips from the end of the list instead of none.
+    try:
+        count = int(text)
+    except ValueError:
+        count = -1
+    if count < 0:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number of clips (0 or more)")
+    return count
+
+
+def _models_folder(args) -> str | None:
+    """--models of a training or eval command, refused at once when it is not a folder (the
+    loss networks would otherwise fall back to the shipped ones without a word)."""
+    from ..stages.model_files import resolve_models_dir
+
+    return None if args.models is None else str(resolve_models_dir(args.models))
 
 
 def _factor_pair(text: str) -> tuple[float, float]:
@@ -159,7 +180,7 @@ def _add_image_arguments(parser, defaults) -> None:
                         help="steps between PNG sample grids in RUN/samples (overlay, reference, output, target)")
     parser.add_argument("--max-cached-clips", type=int, default=defaults.max_cached_clips,
                         help="decoded crop videos kept in memory (~200 kB per frame)")
-    parser.add_argument("--validation-clips", type=int, default=None,
+    parser.add_argument("--validation-clips", type=_clip_count, default=None,
                         help="held-out clips for PSNR/SSIM (default 1 per 50 clips, at least 1 when there are 2+)")
     parser.add_argument("--reference-window", type=int, default=defaults.reference_window,
                         help=f"the reference frame is drawn among this many frames nearest the target (paper: "
@@ -167,7 +188,7 @@ def _add_image_arguments(parser, defaults) -> None:
 
 
 def _image_fields(args) -> dict:
-    return dict(data=str(args.data), models=None if args.models is None else str(args.models),
+    return dict(data=str(args.data), models=_models_folder(args),
                 lr=args.lr, perceptual_weight=args.perceptual_weight, ema_decay=args.ema_decay,
                 adversarial_weight=args.adversarial_weight, lower_face_weight=args.lower_face_weight,
                 sample_every=args.sample_every, max_cached_clips=args.max_cached_clips,
@@ -320,7 +341,7 @@ def add_eval_parser(subcommands) -> None:
     parser.add_argument("--models", type=Path, default=None,
                         help="folder with trained arcface.safetensors / syncnet.safetensors (optional)")
     parser.add_argument("--frames", type=int, default=DEFAULT_FRAMES, help="frames evaluated per clip")
-    parser.add_argument("--validation-clips", type=int, default=None,
+    parser.add_argument("--validation-clips", type=_clip_count, default=None,
                         help="held-out clips (the training split's; default 1 per 50 clips, at least 1)")
     parser.add_argument("--compare-renderers", action="store_true",
                         help="also rebuild each frame's lower face from the same reference with the mesh warp and "
@@ -331,11 +352,14 @@ def add_eval_parser(subcommands) -> None:
 
 
 def _run_eval(args) -> int:
+    from ..video.partial_file import check_output_location
     from .evaluate import EvalConfig, evaluate, format_table, write_json
 
+    if args.json is not None:
+        check_output_location(args.json)  # before the evaluation, not after it
     config = EvalConfig(data=str(args.data), syncformer=None if args.syncformer is None else str(args.syncformer),
                         generator=None if args.generator is None else str(args.generator),
-                        models=None if args.models is None else str(args.models), frames=args.frames,
+                        models=_models_folder(args), frames=args.frames,
                         validation_clips=args.validation_clips, compare_renderers=args.compare_renderers,
                         device=args.device)
     summary = evaluate(config)

@@ -30,9 +30,10 @@ import numpy as np
 import torch
 
 from ..errors import ResyncerInputError
+from ..video.partial_file import check_output_folder
 from .distributed import DistributedContext, check_global_batch, micro_batches, rank_share
 from .run_log import RunLog
-from .training_state import latest_training_state, load_training_state, save_training_state
+from .training_state import check_resumed_config, latest_training_state, load_training_state, save_training_state
 
 Log = Callable[[str], None]
 
@@ -91,6 +92,14 @@ def check_learning_rate(lr: float) -> None:
     """Refuses a learning rate that is not positive (every stage's and personalize's config)."""
     if not lr > 0:
         raise ResyncerInputError(f"learning rate must be positive, got {lr}")
+
+
+def check_run_folder(run_dir: str | Path, config: Any, resume: bool) -> None:
+    """Before a stage reads its data or builds a model: the run folder can be written in, and
+    a resumed run is given the config its checkpoints recorded (check_resumed_config)."""
+    check_output_folder(run_dir, "run folder")
+    if resume:
+        check_resumed_config(run_dir, config)
 
 
 def seed_everything(seed: int) -> None:

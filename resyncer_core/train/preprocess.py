@@ -34,8 +34,10 @@ from ..audio import load_audio, load_audio_encoder
 from ..errors import ResyncerInputError
 from ..face.template import mouth_opening
 from ..stages.functions import aligned_crops
+from ..stages.model_files import resolve_device
 from ..stages.tracking import TRACK_CHUNK_FRAMES
 from ..video import iter_frames, probe_video
+from ..video.partial_file import check_output_folder
 from ..video.writer import VideoWriter
 from .dataset import (
     DATASET_FPS,
@@ -64,6 +66,14 @@ class PreprocessConfig:
     shard: tuple[int, int] = (0, 1)         # (i, N)
     workers: int = 1
     device: str = "cpu"
+
+    def __post_init__(self) -> None:
+        if self.workers < 1:
+            raise ResyncerInputError(f"--workers must be at least 1, got {self.workers}")
+        if self.min_frames < 1:
+            raise ResyncerInputError(f"--min-frames must be at least 1, got {self.min_frames}")
+        if not 0 <= self.min_tracked <= 1:
+            raise ResyncerInputError(f"--min-tracked is a share of frames from 0 to 1, got {self.min_tracked}")
 
 
 @dataclass
@@ -104,6 +114,9 @@ def find_videos(videos_dir: Path, shard: tuple[int, int] = (0, 1)) -> list[Path]
     if not videos_dir.is_dir():
         raise ResyncerInputError(f"--videos {videos_dir} is not a folder; give the folder that holds the clips")
     found = sorted(path for path in videos_dir.rglob("*") if path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES)
+    if not found:
+        raise ResyncerInputError(f"--videos {videos_dir} holds no video file ({', '.join(VIDEO_SUFFIXES)}) in any "
+                                 "of its folders; give the folder of talking-head clips")
     index, count = shard
     return found[index::count]
 
@@ -232,9 +245,8 @@ def preprocess_folder(videos_dir: str | os.PathLike, data_dir: str | os.PathLike
                       progress: Progress | None = None) -> PreprocessSummary:
     """Preprocesses this shard's videos under `videos_dir` into `data_dir`; returns the counts.
     progress(done, total, last_outcome) is called after each video."""
-    videos_dir, data_dir = Path(videos_dir), Path(data_dir)
-    if config.workers < 1:
-        raise ResyncerInputError(f"--workers must be at least 1, got {config.workers}")
+    videos_dir, data_dir = Path(videos_dir), check_output_folder(data_dir, "dataset folder")
+    resolve_device(config.device)  # a bad device fails now, not as a skip reason of every video
     for spec in config.audio_encoders:  # a bad encoder fails now, not after the first video
         _encoders((spec,), config.device)
     videos = find_videos(videos_dir, config.shard)

@@ -51,7 +51,8 @@ from .dataset import (
 )
 from .distributed import DistributedContext, accumulated_backward, sample_rng, wrap_model
 from .ema import ModelEMA, check_ema_decay
-from .loop import Log, LoopConfig, TrainingResult, check_learning_rate, check_loop_split, run_training, seed_everything
+from .loop import (Log, LoopConfig, TrainingResult, check_learning_rate, check_loop_split, check_run_folder, run_training,
+                   seed_everything)
 from .mesh_losses import syncformer_loss
 
 SYNCFORMER_FILE = "syncformer.safetensors"
@@ -89,6 +90,8 @@ class Stage1Config:
             raise ResyncerInputError(f"amplitude range {low:g},{high:g} must be two positive factors, low first")
         check_learning_rate(self.lr)
         check_ema_decay(self.ema_decay)
+        # As checkpoints record it, so a resumed run's config compares equal to its record.
+        self.audio_encoder = normalised_encoder_spec(self.audio_encoder)
 
 
 def normalised_encoder_spec(spec: str | os.PathLike) -> str:
@@ -269,7 +272,6 @@ def _usable_clips(clips: list[ClipRecord], window: int, log: Log) -> list[ClipRe
 def build_stage1(config: Stage1Config, context: DistributedContext, log: Log) -> Stage1:
     """Reads the dataset, caches missing features (rank 0), builds the model from the preset
     (its audio_dim taken from the features) and returns the stage."""
-    config.audio_encoder = normalised_encoder_spec(config.audio_encoder)
     check_loop_split(config.loop, context)  # before features are cached: bad options fail at once
     clips = _usable_clips(read_index(config.data), config.window, log)
     if context.is_main:
@@ -296,5 +298,6 @@ def train_stage1(config: Stage1Config, run_dir: str | os.PathLike, context: Dist
                  resume: bool = False, log: Log | None = None, progress: bool | None = None) -> TrainingResult:
     """Runs stage 1 to config.loop.steps and writes RUN/syncformer.safetensors."""
     log = log or (lambda message: None)
+    check_run_folder(run_dir, config, resume)
     stage = build_stage1(config, context, log)
     return run_training(stage, config.loop, run_dir, context, config, resume=resume, log=log, progress=progress)

@@ -50,7 +50,7 @@ from .generator_training import (
     generator_loss,
     write_sample_grid,
 )
-from .loop import Log, LoopConfig, TrainingResult, check_learning_rate, run_training, seed_everything
+from .loop import Log, LoopConfig, TrainingResult, check_learning_rate, check_run_folder, run_training, seed_everything
 from .stage1 import split_clips
 
 GENERATOR_FILE = "generator.safetensors"
@@ -296,6 +296,7 @@ def train_stage2(config: Stage2Config, run_dir: str | os.PathLike, context: Dist
                  resume: bool = False, log: Log | None = None, progress: bool | None = None) -> TrainingResult:
     """Runs stage 2 to config.loop.steps; writes RUN/generator.safetensors and discriminator.safetensors."""
     log = log or (lambda message: None)
+    check_run_folder(run_dir, config, resume)
     stage = build_stage2(config, context, log)
     stage.run_dir = Path(run_dir)
     return run_training(stage, config.loop, run_dir, context, config, resume=resume, log=log, progress=progress)

@@ -33,7 +33,7 @@ from .crop_dataset import ImageBatch
 from .distributed import DistributedContext, accumulated_backward, wrap_model
 from .generator_training import crops_from_uint8, generator_loss
 from .image_losses import feature_matching_loss, identity_loss
-from .loop import Log, TrainingResult, run_training, seed_everything
+from .loop import Log, TrainingResult, check_run_folder, run_training, seed_everything
 from .stage2 import DISCRIMINATOR_FILE, SAMPLE_ROWS, ImageStage, ImageTrainingConfig, _read_dataset
 
 
@@ -164,6 +164,7 @@ def train_swap(config: SwapConfig, run_dir: str | os.PathLike, context: Distribu
                resume: bool = False, log: Log | None = None, progress: bool | None = None) -> TrainingResult:
     """Runs swap training to config.loop.steps; writes RUN/generator.safetensors (EMA)."""
     log = log or (lambda message: None)
+    check_run_folder(run_dir, config, resume)
     stage = build_swap(config, context, log)
     stage.run_dir = Path(run_dir)
     return run_training(stage, config.loop, run_dir, context, config, resume=resume, log=log, progress=progress)

@@ -66,6 +66,43 @@ def latest_training_state(run_dir: str | os.PathLike) -> Path | None:
     return max(finished, key=lambda path: path.name, default=None)
 
 
+# Settings a resumed run may change: how far it trains and how often it logs, validates,
+# samples and saves. Any other change would train on a different model or data than the
+# checkpoint's, the way a resume that forgot --hide-reference-lower-face once did.
+RESUMABLE_SETTINGS = frozenset({"loop.steps", "loop.log_every", "loop.checkpoint_every", "loop.validate_every",
+                                "loop.keep_checkpoints", "sample_every", "max_cached_clips"})
+
+
+def check_resumed_config(run_dir: str | os.PathLike, config: Any) -> None:
+    """Refuses, in one line, a run config that differs from the one the run's newest checkpoint
+    recorded in a setting other than RESUMABLE_SETTINGS (a run without a checkpoint passes):
+    a resumed run keeps training the model its checkpoints hold."""
+    latest = latest_training_state(run_dir)
+    if latest is None:
+        return
+    recorded = _flat_settings(_read(latest / _STATE, lambda file: json.loads(file.read_text())).get("config", {}))
+    given = _flat_settings(json.loads(json.dumps(_config_json(config))))  # tuples as JSON lists, like the record
+    if recorded.keys() != given.keys():
+        unknown = sorted(recorded.keys() ^ given.keys())[0]
+        raise ResyncerInputError(f"--resume: the run in {run_dir} is another kind of run (only one of the two configs "
+                                 f"has {unknown}); resume it with the command that started it, or use a new run folder")
+    for name in sorted(given):
+        if name not in RESUMABLE_SETTINGS and given[name] != recorded[name]:
+            raise ResyncerInputError(f"--resume: the run in {run_dir} was trained with {name} = {recorded[name]!r}, "
+                                     f"not {given[name]!r}; give the run's own setting again, or use a new run folder")
+
+
+def _flat_settings(config: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """{"loop": {"steps": 3}} → {"loop.steps": 3}."""
+    flat = {}
+    for name, value in config.items():
+        if isinstance(value, dict):
+            flat.update(_flat_settings(value, f"{prefix}{name}."))
+        else:
+            flat[f"{prefix}{name}"] = value
+    return flat
+
+
 # ---------------------------------------------------------------------------------------- RNG
 
 def _rng_tensors(device: torch.device) -> dict[str, torch.Tensor]:

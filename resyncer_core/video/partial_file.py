@@ -23,14 +23,29 @@ def check_output_location(path: str | os.PathLike) -> Path:
     path = Path(path)
     if path.is_dir():
         raise ResyncerInputError(f"output path {path} is a folder; give the path of a file to create")
-    folder = path.absolute().parent
+    _check_writable_from(path.absolute().parent, path)
+    return path
+
+
+def check_output_folder(path: str | os.PathLike, what: str = "output folder") -> Path:
+    """Refuses, without creating anything, a folder to write into (a run, a dataset) that is a
+    file, lies under a file, or may not be written in; `what` names it in the message."""
+    path = Path(path)
+    if path.exists() and not path.is_dir():
+        raise ResyncerInputError(f"{what} {path} is a file, not a folder; give a folder to write into")
+    _check_writable_from(path.absolute(), path)
+    return path
+
+
+def _check_writable_from(folder: Path, path: Path) -> None:
+    """The nearest existing one of `folder` and its parents must be a folder this process may
+    write in, for `path` to be created there."""
     while not folder.exists() and folder != folder.parent:
         folder = folder.parent
     if not folder.is_dir():
         raise ResyncerInputError(f"output {path} lies under the file {folder}; choose a path in a folder")
     if not os.access(folder, os.W_OK | os.X_OK):
         raise ResyncerInputError(f"cannot write to {path} (no permission in {folder}); choose a writable folder")
-    return path
 
 
 class PartialFile:
