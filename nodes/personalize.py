@@ -47,9 +47,11 @@ def _optional_checkpoint(kind: str, name: str):
 
 
 class ReSyncerPersonalize:
-    DESCRIPTION = ("Fine-tunes a copy of the generator on the target video's own frames (full-parameter, L1 + "
-                   "perceptual + adversarial, Adam 1e-3, as in the paper; or StyleSync's W+ offsets), so teeth, skin "
-                   "and lighting match the person. Optionally saves it to the model folder.")
+    DESCRIPTION = ("Fine-tunes a copy of the generator on the target video's own frames: stage-2 training on them "
+                   "(full-parameter, or StyleSync's W+ offsets), so teeth, skin and lighting match the person. Eight "
+                   "frames are kept out and their lower face scored before and after (in the log; a worse result is "
+                   "kept with a warning). Optionally saves it to the model folder, recording the face it was tuned "
+                   "on so the ReSync Generator picks it for that face.")
     CATEGORY = category("generator")
     RETURN_TYPES = (GENERATOR,)
     RETURN_NAMES = ("generator",)
@@ -58,6 +60,9 @@ class ReSyncerPersonalize:
 
     @classmethod
     def INPUT_TYPES(cls):
+        from resyncer_core.train.personalize import PersonalizeConfig
+
+        defaults = PersonalizeConfig()
         discriminators = [NONE, *adapter.list_checkpoints("discriminator")]
         perceptual = [NONE, *adapter.list_checkpoints("vgg19")]
         return {
@@ -65,10 +70,11 @@ class ReSyncerPersonalize:
                 "generator": (GENERATOR, {"tooltip": "The generator to start from (it is copied, never changed)."}),
                 "images": ("IMAGE", {"tooltip": "Frames of the target person (a few seconds are enough)."}),
                 "face_track": (FACE_TRACK, {"tooltip": "Track of these frames; frames without a face are skipped."}),
-                "steps": ("INT", {"default": 200, "min": 1, "max": 100_000, "step": 1,
+                "steps": ("INT", {"default": defaults.steps, "min": 1, "max": 100_000, "step": 1,
                                   "tooltip": "Optimisation steps; an interrupt stops between steps and keeps nothing."}),
-                "lr": ("FLOAT", {"default": 1e-3, "min": 1e-7, "max": 1e-1, "step": 1e-6, "round": False,
-                                 "tooltip": "Learning rate (Adam) of generator and discriminator (paper: 1e-3)."}),
+                "lr": ("FLOAT", {"default": defaults.lr, "min": 1e-7, "max": 1e-1, "step": 1e-6, "round": False,
+                                 "tooltip": "Learning rate (Adam) of generator and discriminator: a tenth of stage "
+                                            "2's, as Adam starts without the run's moment estimates."}),
             },
             "optional": {
                 "batch_size": ("INT", {"default": 4, "min": 1, "max": 64, "step": 1,
@@ -93,14 +99,14 @@ class ReSyncerPersonalize:
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
-    def personalize(self, generator, images, face_track, steps=200, lr=1e-3, batch_size=4, discriminator=NONE,
+    def personalize(self, generator, images, face_track, steps=20, lr=1e-4, batch_size=4, discriminator=NONE,
                     vgg19=NONE, seed=0, save_as="", w_plus=False, unique_id=None):
         import torch
 
         from resyncer_core.errors import ResyncerInputError
         from resyncer_core.models.checkpoint import is_random_initialised, save_checkpoint
-        from resyncer_core.stages.model_files import load_perceptual_network
-        from resyncer_core.train.personalize import PersonalizationClip, PersonalizeConfig, personalize_generator
+        from resyncer_core.stages.model_files import LossNetwork, load_perceptual_network
+        from resyncer_core.train.personalize import PersonalizeConfig, clip_from_frames, personalize_generator
 
         handle = require_handle(generator, GENERATOR_KIND, "generator")
         if len(images) != len(face_track):
@@ -114,19 +120,21 @@ class ReSyncerPersonalize:
             LOG.info("ReSyncer Personalize: %s is random-initialised, using the EfficientNet-Lite0 feature loss",
                      vgg_path.name)
             vgg = None
-        if vgg is None:
-            vgg = load_perceptual_network(None, adapter.offload_device()).network
-        model, critic, vgg = trainable_copy(handle.model), trainable_copy(critic), trainable_copy(vgg)
+        perceptual = (LossNetwork(vgg, "VGG19 perceptual loss") if vgg is not None
+                      else load_perceptual_network(None, adapter.offload_device()))
+        model, critic = trainable_copy(handle.model), trainable_copy(critic)
+        perceptual = LossNetwork(trainable_copy(perceptual.network), perceptual.name)
         stage = adapter.StageProgress(unique_id)
         adapter.check_interrupt()
         with torch.inference_mode(False), torch.enable_grad(), torch.random.fork_rng(devices=[]):
             torch.manual_seed(config.seed)
-            with adapter.on_device(*(m for m in (model, critic, vgg) if m is not None), device=handle.torch_device()):
-                clip = PersonalizationClip.from_frames(image_to_uint8(images[: config.max_frames]),
-                                                       face_track.slice(0, config.max_frames))
-                model = personalize_generator(model, clip, config, discriminator=critic, perceptual=vgg,
-                                              log=LOG.info, callbacks=stage.callbacks())
-        model.eval().requires_grad_(False)
+            with adapter.on_device(*(m for m in (model, critic, perceptual.network) if m is not None),
+                                   device=handle.torch_device()):
+                clip = clip_from_frames(image_to_uint8(images[: config.max_frames]),
+                                        face_track.slice(0, config.max_frames))
+                result = personalize_generator(model, clip, config, discriminator=critic, perceptual=perceptual,
+                                               log=LOG.info, callbacks=stage.callbacks())
+        model = result.generator.requires_grad_(False)
         source = f"{handle.source} (personalised)"
         if save_as.strip():
             roots = adapter.model_roots(adapter.RESYNCER_FOLDER)
@@ -135,8 +143,7 @@ class ReSyncerPersonalize:
             target = roots[0] / save_as.strip()
             if target.suffix != ".safetensors":
                 target = target.with_suffix(".safetensors")
-            save_checkpoint(model, model.config, GENERATOR_KIND, target,
-                            extra_metadata={"resyncer.personalize_steps": str(config.steps)})
+            save_checkpoint(model, model.config, GENERATOR_KIND, target, extra_metadata=result.metadata)
             source = str(target)
         return (LoadedModel(model, handle.device_choice, source, GENERATOR_KIND),)
 

@@ -1,5 +1,7 @@
 """Checkpoint format: bit-exact round trip, typed configs, one-sentence errors."""
 
+import os
+import stat
 from dataclasses import dataclass
 
 import pytest
@@ -51,7 +53,18 @@ def test_round_trip_is_bit_exact_and_keeps_typed_config(tmp_path):
     x = torch.randn(2, 2, 8, 8)
     assert torch.equal(model(x), loaded(x))
     assert not loaded.training
-    assert not list(tmp_path.glob("*.tmp")), "atomic save left its temp file"
+    assert [path.name for path in tmp_path.iterdir()] == ["toy.safetensors"], "atomic save left its temp file"
+
+
+def test_saved_checkpoints_get_the_umask_permissions_like_any_output(tmp_path):
+    """Not mkstemp's 0600, which the rename would keep: a checkpoint others cannot read."""
+    previous = os.umask(0o022)
+    try:
+        path = checkpoint.save_checkpoint(_trained_toy(), ToyConfig(), "toy", tmp_path / "shared.safetensors")
+    finally:
+        os.umask(previous)
+    assert stat.S_IMODE(path.stat().st_mode) == 0o644
+    assert [entry.name for entry in tmp_path.iterdir()] == ["shared.safetensors"]
 
 
 def test_header_names_kind_and_version(tmp_path):

@@ -17,7 +17,8 @@ from resyncer_core.pipeline import (PipelineCallbacks, PipelineCancelled, Render
 from resyncer_core.pipeline.drive import driver_frames_at
 from resyncer_core.synth import synthetic_talking_clip
 from resyncer_core.train.generator_training import reference_indices
-from resyncer_core.train.personalize import (PersonalizationClip, PersonalizeConfig, personalize_generator,
+from resyncer_core.stages.face_identity import trained_faces
+from resyncer_core.train.personalize import (PersonalizeConfig, clip_from_video, personalize_generator,
                                              personalize_video, with_w_plus_offset)
 from resyncer_core.video import probe_video
 
@@ -142,7 +143,9 @@ def test_personalize_writes_a_generator_that_lipsync_loads(tmp_path_factory, tmp
                                models_dir=models_dir, log=log.append)
     assert any("random-initialised" in line for line in log)  # the folder's VGG19 is not used ...
     assert any("EfficientNet-Lite0 feature loss" in line for line in log)  # ... the shipped network is
-    assert any("L1 + perceptual + adversarial" in line for line in log)
+    assert any("L1 + 5·L1 in A + 0.1·EfficientNet-Lite0 feature loss + 0.1·adversarial" in line for line in log)
+    assert sum(line.startswith("personalize: lower face on") for line in log) == 2  # before and after
+    assert trained_faces(output).shape == (1, 128)  # the face it was tuned on
     generator, _ = load_checkpoint(output, kind="generator")
     original, _ = load_checkpoint(models_dir / "generator.safetensors", kind="generator")
     assert any(not torch.equal(a, b) for a, b in zip(generator.state_dict().values(), original.state_dict().values()))
@@ -153,26 +156,25 @@ def test_personalize_writes_a_generator_that_lipsync_loads(tmp_path_factory, tmp
 
 
 def test_personalization_clip_holds_the_tracked_frames(tmp_path_factory):
-    clip = PersonalizationClip.from_video(talking_clip(tmp_path_factory, 1.2), FaceTracker("cpu"), max_frames=12)
-    assert len(clip) == 12
-    assert clip.crops.shape == clip.overlays.shape == (12, 3, 256, 256) and clip.crops.dtype == torch.uint8
-    assert clip.masks.shape == (12, 256, 256) and clip.masks.any()
+    clip = clip_from_video(talking_clip(tmp_path_factory, 1.2), FaceTracker("cpu"), max_frames=12)
+    assert len(clip) == 12 and clip.valid.all()
+    assert clip.frames.shape == (12, 3, 256, 256) and clip.frames.dtype == torch.uint8
 
 
 def test_w_plus_personalisation_learns_offsets_and_keeps_the_encoder(tmp_path_factory, tmp_path, models_dir):
     """StyleSync's W+ option: ΔW = MLP(f_f) starts at zero (the generator's output is unchanged),
     is learnt with the synthesis network while the encoder stays fixed, and the result is an
     ordinary generator checkpoint."""
-    clip = PersonalizationClip.from_video(talking_clip(tmp_path_factory, 1.2), FaceTracker("cpu"), max_frames=6)
+    clip = clip_from_video(talking_clip(tmp_path_factory, 1.2), FaceTracker("cpu"), max_frames=6)
     generator, _ = load_checkpoint(models_dir / "generator.safetensors", kind="generator")
-    overlay, reference = clip.overlays[:1].float() / 127.5 - 1, clip.crops[1:2].float() / 127.5 - 1
+    overlay, reference = clip.frames[:1].float() / 127.5 - 1, clip.frames[1:2].float() / 127.5 - 1
     with torch.no_grad():
         assert torch.equal(with_w_plus_offset(generator, 16)(overlay, reference), generator(overlay, reference))
     encoder = {name: value.clone() for name, value in generator.encoder.state_dict().items()}
     log = []
     tuned = personalize_generator(generator, clip, PersonalizeConfig(steps=2, batch_size=1, w_plus=True,
-                                                                     w_offset_hidden=16), log=log.append)
-    assert "W+ offsets and synthesis" in log[0] and "(‖ΔW‖² + ‖ΔP‖²)" in log[0]
+                                                                     w_offset_hidden=16), log=log.append).generator
+    assert any("W+ offsets and synthesis" in line and "(‖ΔW‖² + ‖ΔP‖²)" in line for line in log)
     assert tuned.w_offset[-1].weight.abs().sum() > 0
     assert all(torch.equal(value, encoder[name]) for name, value in tuned.encoder.state_dict().items())
     path = save_checkpoint(tuned, tuned.config, "generator", tmp_path / "wplus.safetensors")

@@ -262,7 +262,7 @@ def personalize() -> Flow:
     target, frames, track, speech = _target_and_speech(flow)
     wav2vec2, syncformer, generator = _models(flow)
     tuned = flow.add("ReSyncerPersonalize", "Personalize", "generate", generator=generator["generator"],
-                     images=frames["images"], face_track=track["face_track"], steps=PERSONALIZE_STEPS, lr=1e-3,
+                     images=frames["images"], face_track=track["face_track"], steps=PERSONALIZE_STEPS, lr=1e-4,
                      batch_size=4, discriminator="discriminator.safetensors", vgg19="vgg19.safetensors", seed=0,
                      save_as="", w_plus=False)
     style = _own_style(flow, track)

@@ -16,7 +16,6 @@ import contextlib
 import dataclasses
 import json
 import os
-import tempfile
 import typing
 from dataclasses import dataclass
 from pathlib import Path
@@ -24,7 +23,7 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError, safe_open
-from safetensors.torch import save_file
+from safetensors.torch import save as serialize_safetensors
 
 from ..errors import CheckpointError
 from ..input_paths import existing_file
@@ -84,22 +83,26 @@ def _first_line(error: Exception) -> str:
 
 def save_checkpoint(model: torch.nn.Module, config: Any, kind: str, path: str | os.PathLike,
                     extra_metadata: dict[str, str] | None = None) -> Path:
-    """Writes `model`'s state dict and config atomically (temp file in the same folder, then
-    rename), so an interrupted save never leaves a half-written checkpoint behind."""
+    """Writes `model`'s state dict and config atomically (write_safetensors), so an interrupted
+    save never leaves a half-written checkpoint behind."""
     model_kind(kind)  # fail early on an unknown kind
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     tensors = {name: t.detach().to("cpu").contiguous() for name, t in model.state_dict().items()}
     metadata = {_KEY_VERSION: str(FORMAT_VERSION), _KEY_KIND: kind, _KEY_CONFIG: config_to_json(config)}
     metadata.update(extra_metadata or {})
-    fd, tmp_name = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
-    try:
-        save_file(tensors, tmp_name, metadata=metadata)
-        os.replace(tmp_name, path)
-    except BaseException:
-        Path(tmp_name).unlink(missing_ok=True)
-        raise
+    return write_safetensors(tensors, path, metadata)
+
+
+def write_safetensors(tensors: dict[str, torch.Tensor], path: str | os.PathLike,
+                      metadata: dict[str, str] | None = None) -> Path:
+    """A safetensors file written atomically (video.partial_file) with the permissions the umask
+    gives any other output. Not safetensors' save_file: it creates its files with mode 0600."""
+    from ..video.partial_file import partial_file
+
+    path = Path(path)
+    with partial_file(path) as temporary:
+        temporary.write_bytes(serialize_safetensors(tensors, metadata=metadata))
     return path
 
 

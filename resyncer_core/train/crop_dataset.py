@@ -17,13 +17,14 @@ from __future__ import annotations
 
 from collections import OrderedDict
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
 
 from ..errors import ResyncerInputError
 from ..face.canonical import Pose
-from ..face.track import posed_mesh_in_crop
+from ..face.track import FaceTrack, posed_mesh_in_crop
 from ..stages.functions import overlay_on_crops, predict_meshes
 from ..video import read_frames
 from .dataset import CROPS_FILE, ClipRecord, load_clip_arrays, load_features
@@ -35,15 +36,18 @@ _POSE_KEYS = ("pose_scale", "pose_rotation", "pose_translation", "crop_affine")
 
 
 class CropClip:
-    """One clip's per-frame arrays (crops are read through the dataset's cache)."""
+    """One clip's per-frame arrays. A preprocessed clip's crops are read through the dataset's
+    cache; a clip held in memory (`from_track`, personalisation) carries them as `frames`."""
 
-    def __init__(self, record: ClipRecord):
-        arrays = load_clip_arrays(record)
+    def __init__(self, record: ClipRecord, arrays: dict[str, np.ndarray] | None = None,
+                 frames: torch.Tensor | None = None):
+        arrays = load_clip_arrays(record) if arrays is None else arrays
         missing = [key for key in _POSE_KEYS if key not in arrays]
-        if missing or not (record.folder / CROPS_FILE).is_file():
+        if missing or (frames is None and not (record.folder / CROPS_FILE).is_file()):
             raise ResyncerInputError(f"clip {record.clip} has no crop video or pose arrays; stage 2 needs a dataset "
                                      "made by `resyncer preprocess` from videos")
         self.record = record
+        self.frames = frames    # uint8 [T,3,S,S] crops of a clip held in memory, else None
         self.canonical = arrays["canonical"]
         self.template = arrays["template"]
         self.valid = arrays["valid"].astype(bool)
@@ -51,6 +55,16 @@ class CropClip:
         self.crop_affine = arrays["crop_affine"]
         self.tracked = np.flatnonzero(self.valid)
         self.predicted: np.ndarray | None = None    # Style-SyncFormer meshes [T,468,3], when computed
+
+    @classmethod
+    def from_track(cls, name: str, track: FaceTrack, crops: torch.Tensor) -> CropClip:
+        """A clip held in memory: a face track and its frames' aligned crops (uint8 [T,3,S,S]),
+        the same arrays `resyncer preprocess` stores, so it is sampled exactly as a dataset clip."""
+        arrays = {"canonical": track.canonical, "template": track.template, "valid": track.valid,
+                  "pose_scale": track.pose.scale, "pose_rotation": track.pose.rotation,
+                  "pose_translation": track.pose.translation, "crop_affine": track.crop_affine}
+        record = ClipRecord(clip=name, speaker=name, frames=len(track), folder=Path(), has_crops=True)
+        return cls(record, arrays, crops)
 
     def __len__(self) -> int:
         return len(self.canonical)
@@ -80,9 +94,10 @@ class ImageBatch:
 
 
 class CropDataset:
-    def __init__(self, records: list[ClipRecord], max_cached_clips: int = DEFAULT_CACHED_CLIPS,
+    def __init__(self, records: list[ClipRecord | CropClip], max_cached_clips: int = DEFAULT_CACHED_CLIPS,
                  reference_window: int = REFERENCE_WINDOW):
-        self.clips = [CropClip(record) for record in records]
+        """`records`: the dataset's clips, as index records or as clips already built (in memory)."""
+        self.clips = [record if isinstance(record, CropClip) else CropClip(record) for record in records]
         self.clips = [clip for clip in self.clips if len(clip.tracked)]
         if not self.clips:
             raise ResyncerInputError("no clip of the dataset has a tracked face; preprocess videos that show one")
@@ -93,7 +108,9 @@ class CropDataset:
         self._offsets = np.concatenate([[0], np.cumsum(counts)])
 
     def crops(self, clip_index: int) -> torch.Tensor:
-        """uint8 [T,3,S,S] crops of a clip (decoded once, then cached)."""
+        """uint8 [T,3,S,S] crops of a clip (decoded once, then cached; or held in memory)."""
+        if self.clips[clip_index].frames is not None:
+            return self.clips[clip_index].frames
         if clip_index in self._cache:
             self._cache.move_to_end(clip_index)
             return self._cache[clip_index]

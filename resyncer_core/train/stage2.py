@@ -35,7 +35,7 @@ from ..models.generator import ReSyncGenerator
 from ..models.presets import preset_config
 from ..stages.face_identity import (MAX_RECORDED_FACES, evenly_spaced, face_descriptor_network, mean_face_descriptor,
                                    trained_faces_metadata)
-from ..stages.model_files import load_perceptual_network, trained_audio_encoder_spec
+from ..stages.model_files import LossNetwork, load_perceptual_network, trained_audio_encoder_spec
 from .crop_dataset import DEFAULT_CACHED_CLIPS, CropDataset, ImageBatch
 from .dataset import read_index
 from .distributed import DistributedContext, accumulated_backward, sample_rng, unwrap_model, wrap_model
@@ -119,20 +119,25 @@ def _read_dataset(config, log: Log) -> tuple[CropDataset, CropDataset | None]:
 
 
 class ImageStage:
-    """The generator, its EMA, perceptual network, data and sample grids that stage 2 and swap
-    share; subclasses define the discriminator's role and train_step."""
+    """The generator, its EMA, perceptual network, data and sample grids that stage 2, swap and
+    personalisation share; subclasses define the discriminator's role and train_step."""
 
     name = "image"
     run_dir: Path | None = None   # set by the train_* function: where sample grids go
     _trained_faces: dict[str, str] | None = None
 
-    def __init__(self, config, generator: ReSyncGenerator, discriminator: Discriminator, data: CropDataset,
-                 validation: CropDataset | None, context: DistributedContext, log: Log):
+    def __init__(self, config, generator: ReSyncGenerator, discriminator: Discriminator | None, data: CropDataset,
+                 validation: CropDataset | None, context: DistributedContext, log: Log,
+                 perceptual: LossNetwork | None = None):
+        """`perceptual`: the perceptual network when the caller holds one (a ComfyUI node), else
+        it is loaded from config.models. A discriminator of None (personalisation without one)
+        leaves the adversarial term out."""
         self.config, self.context = config, context
         self.generator = generator.to(context.device)
-        self.discriminator = discriminator.to(context.device)
+        self.discriminator = discriminator.to(context.device) if discriminator is not None else None
         self.ema = ModelEMA(self.generator, config.ema_decay)
-        self.perceptual = load_perceptual_network(Path(config.models) if config.models else None, context.device, log)
+        self.perceptual = perceptual or load_perceptual_network(Path(config.models) if config.models else None,
+                                                                context.device, log)
         log(f"{self.name}: perceptual term: {self.perceptual.name}")
         self.data, self.validation_data = data, validation
         self.weights = GeneratorLossWeights(perceptual=config.perceptual_weight, adversarial=config.adversarial_weight,
@@ -194,11 +199,14 @@ class ImageStage:
             self._trained_faces = trained_faces_metadata(descriptors)
         return self._trained_faces
 
+    def generator_metadata(self) -> dict[str, str]:
+        """What the exported generator file records: this run's config and its trained faces."""
+        return {TRAINING_CONFIG_KEY: json.dumps(dataclasses.asdict(self.config), sort_keys=True),
+                **self.trained_faces()}
+
     def export_generator(self, run_dir: Path) -> Path:
-        metadata = {TRAINING_CONFIG_KEY: json.dumps(dataclasses.asdict(self.config), sort_keys=True),
-                    **self.trained_faces()}
         return save_checkpoint(self.ema.average, self.generator.config, "generator", Path(run_dir) / GENERATOR_FILE,
-                               extra_metadata=metadata)
+                               extra_metadata=self.generator_metadata())
 
 
 class Stage2(ImageStage):
@@ -209,8 +217,9 @@ class Stage2(ImageStage):
     def __init__(self, *args, **kwargs):
         super().__init__(*args, **kwargs)
         self.trained_generator = wrap_model(self.generator, self.context)
-        self.trained_discriminator = wrap_model(self.discriminator, self.context)
-        self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=self.config.lr)
+        if self.discriminator is not None:
+            self.trained_discriminator = wrap_model(self.discriminator, self.context)
+            self.d_optimizer = torch.optim.Adam(self.discriminator.parameters(), lr=self.config.lr)
 
     def state_modules(self) -> dict[str, torch.nn.Module]:
         return {"generator": self.generator, "discriminator": self.discriminator, "generator_ema": self.ema}
@@ -218,9 +227,14 @@ class Stage2(ImageStage):
     def state_optimizers(self) -> dict[str, torch.optim.Optimizer]:
         return {"generator_adam": self.g_optimizer, "discriminator_adam": self.d_optimizer}
 
+    def generator_penalty(self, batch: ImageBatch) -> torch.Tensor | None:
+        """An extra term of the generator's loss on `batch` (personalisation's W+ penalty); stage 2 has none."""
+        return None
+
     def train_step(self, step: int, micro_batches: list[np.ndarray]) -> dict[str, float]:
         self.trained_generator.train()
-        self.discriminator.train()
+        if self.discriminator is not None:
+            self.discriminator.train()
         predicted = self.uses_predicted_meshes(step)
         batches = [self.data.batch(self.samples(step, positions), self.context.device, predicted)
                    for positions in micro_batches]
@@ -233,6 +247,10 @@ class Stage2(ImageStage):
                 fakes.append(fake.detach())
                 loss, parts = generator_loss(fake, batch.targets, self.perceptual.network, self.discriminator, self.weights,
                                              batch.masks)
+                penalty = self.generator_penalty(batch)
+                if penalty is not None:
+                    loss = loss + penalty
+                    parts["penalty"] = float(penalty.detach())
                 terms.append(parts)
                 return loss
             return compute
@@ -248,10 +266,11 @@ class Stage2(ImageStage):
         self.g_optimizer.zero_grad(set_to_none=True)
         loss = accumulated_backward(self.trained_generator, [generator_step(b) for b in batches], len(batches))
         self.g_optimizer.step()
-        self.d_optimizer.zero_grad(set_to_none=True)
-        accumulated_backward(self.trained_discriminator, [discriminator_step(b, f) for b, f in zip(batches, fakes)],
-                             len(batches))
-        self.d_optimizer.step()
+        if self.discriminator is not None:
+            self.d_optimizer.zero_grad(set_to_none=True)
+            accumulated_backward(self.trained_discriminator, [discriminator_step(b, f) for b, f in zip(batches, fakes)],
+                                 len(batches))
+            self.d_optimizer.step()
         self.ema.update(self.generator)
         self.maybe_write_samples(step)
         metrics = {"loss": loss}

@@ -32,9 +32,10 @@ from typing import Any
 import numpy as np
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load_file
 
 from ..errors import ResyncerInputError
+from ..models.checkpoint import write_safetensors
 from .distributed import DistributedContext
 
 FORMAT_VERSION = 1
@@ -180,15 +181,15 @@ def save_training_state(run_dir: str | os.PathLike, step: int, modules: dict[str
     try:
         weights = {f"{name}/{key}": tensor.detach().to("cpu").contiguous()
                    for name, module in modules.items() for key, tensor in module.state_dict().items()}
-        save_file(weights, str(temporary / _WEIGHTS))
+        write_safetensors(weights, temporary / _WEIGHTS)
         optimizer_tensors, optimizer_json = {}, {}
         for name, optimizer in optimizers.items():
             tensors, stored = _split_optimizer_state(name, optimizer)
             optimizer_tensors.update(tensors)
             optimizer_json[name] = stored
-        save_file(optimizer_tensors, str(temporary / _OPTIMIZER))
-        save_file({f"rank{rank}/{name}": states[rank].contiguous() for name, states in rng.items()
-                   for rank in range(context.world_size)}, str(temporary / _RNG))
+        write_safetensors(optimizer_tensors, temporary / _OPTIMIZER)
+        write_safetensors({f"rank{rank}/{name}": states[rank].contiguous() for name, states in rng.items()
+                           for rank in range(context.world_size)}, temporary / _RNG)
         state = {"format_version": FORMAT_VERSION, "step": step, "world_size": context.world_size,
                  "config": _config_json(config), "optimizers": optimizer_json, "extra": extra or {}}
         (temporary / _STATE).write_text(json.dumps(state, indent=1, sort_keys=True))
