@@ -43,6 +43,7 @@ from . import (
     audio,
     blend,
     comfy_adapter,
+    core_stand_ins,
     face_swap,
     fit_length,
     generator,
@@ -112,5 +113,7 @@ def build_mappings() -> tuple[dict[str, type], dict[str, str], dict[str, str]]:
 
 comfy_adapter.register_model_folders()
 NODE_CLASS_MAPPINGS, NODE_DISPLAY_NAME_MAPPINGS, DISABLED_NODES = build_mappings()
+# ComfyUI core nodes the templates use, for runs without ComfyUI (never registered with it).
+CORE_STAND_INS = dict(core_stand_ins.CORE_STAND_INS)
 
-__all__ = ["ALL_NODE_CLASSES", "DISABLED_NODES", "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]
+__all__ = ["ALL_NODE_CLASSES", "CORE_STAND_INS", "DISABLED_NODES", "NODE_CLASS_MAPPINGS", "NODE_DISPLAY_NAME_MAPPINGS"]

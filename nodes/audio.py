@@ -1,4 +1,5 @@
-"""Audio stage: Load Wav2Vec2, Audio → Wav2Vec2 Features."""
+"""Audio stage: Load Audio Encoder (class id ReSyncerLoadWav2Vec2, kept so saved workflows load),
+Audio Features."""
 
 from __future__ import annotations
 
@@ -68,8 +69,8 @@ class ReSyncerLoadWav2Vec2:
 
 
 class ReSyncerAudioFeatures:
-    DESCRIPTION = ("Encodes speech into one feature vector per video frame (Wav2Vec2 features linearly interpolated "
-                   "to the video frame rate, FaceFormer's method).")
+    DESCRIPTION = ("Encodes speech into one feature vector per video frame with the loaded audio encoder (Whisper, "
+                   "mel or Wav2Vec2 features read at each frame's time).")
     CATEGORY = category("audio")
     RETURN_TYPES = (AUDIO_FEATURES,)
     RETURN_NAMES = ("audio_features",)
@@ -80,7 +81,7 @@ class ReSyncerAudioFeatures:
         return {
             "required": {
                 "audio": ("AUDIO", {"tooltip": "The speech to lip-sync to (any rate/channels; used as 16 kHz mono)."}),
-                "audio_encoder": (AUDIO_ENCODER, {"tooltip": "From Load Wav2Vec2."}),
+                "audio_encoder": (AUDIO_ENCODER, {"tooltip": "From Load Audio Encoder."}),
                 "fps": fps_input(),
                 "frame_count": ("INT", {"default": 0, "min": 0, "max": MAX_FRAMES, "step": 1,
                                         "tooltip": "Frames to make features for; connect the video's frame count so "
@@ -104,6 +105,7 @@ class ReSyncerAudioFeatures:
 
 
 NODE_CLASSES = {
-    "ReSyncerLoadWav2Vec2": (ReSyncerLoadWav2Vec2, "Load Wav2Vec2"),
-    "ReSyncerAudioFeatures": (ReSyncerAudioFeatures, "Audio → Wav2Vec2 Features"),
+    # The ids keep their first names (saved workflows name them); the display names say what loads.
+    "ReSyncerLoadWav2Vec2": (ReSyncerLoadWav2Vec2, "Load Audio Encoder"),
+    "ReSyncerAudioFeatures": (ReSyncerAudioFeatures, "Audio Features"),
 }

@@ -63,6 +63,13 @@ def input_verdict(check) -> bool | str:
     return True
 
 
+def with_node_info(result: tuple, **info) -> dict:
+    """A node's return value carrying `info` to the frontend extension (web/resyncer.js): its
+    "warning" is shown on the node, so a fallback is seen where it happened, not only in the
+    server log. Entries that are None are left out."""
+    return {"ui": {"resyncer": [{key: value for key, value in info.items() if value is not None}]}, "result": result}
+
+
 def precision_input() -> tuple:
     from resyncer_core.models.precision import PRECISIONS
 

@@ -7,6 +7,7 @@ from .common import (
     FACE_TRACK,
     GENERATOR,
     IDENTITY,
+    MESHES,
     batch_size_input,
     category,
     crops_to_image,
@@ -14,6 +15,7 @@ from .common import (
     interrupt_callback,
     precision_input,
     require_handle,
+    with_node_info,
 )
 from .generator import KIND as GENERATOR_KIND
 from .generator import crop_inputs, mask_input
@@ -85,23 +87,39 @@ class ReSyncerFaceSwapInject:
                 "mask": ("MASK", {"tooltip": "Mesh Overlay's mask A'; needed by generators that mask low-level "
                                   "features or hide the reference's lower face."}),
                 "precision": precision_input(),
+                "face_track": (FACE_TRACK, {"tooltip": "Track of the target frames: with meshes, lets the mesh warp "
+                                            "replace a generator not trained for face swap (or untrained), as the "
+                                            "CLI does."}),
+                "meshes": (MESHES, {"tooltip": "The meshes Mesh Overlay drew; see face_track."}),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
     def swap(self, generator, identity, overlaid_crops, reference_crops, batch_size=8, mask=None, precision="fp32",
-             unique_id=None):
+             face_track=None, meshes=None, unique_id=None):
+        from pathlib import Path
+
         from resyncer_core.stages.functions import swap_crops
+        from resyncer_core.stages.warping import warp_reason
+
+        from .mesh_warp import warp_in_place_of_generator
 
         handle = require_handle(generator, GENERATOR_KIND, "generator")
         crops = crop_inputs(overlaid_crops=overlaid_crops, reference_crops=reference_crops)
+        reason = warp_reason(Path(handle.source), swap=True)
+        warning = None
+        if reason is not None:  # the warp moves the target's own face into the swapped face's shape
+            warped, warning = warp_in_place_of_generator(reason, reference_crops, face_track, meshes, "face",
+                                                         batch_size, handle.torch_device(), unique_id)
+            if warped is not None:
+                return warped
         masks = mask_input(mask, len(crops["overlaid_crops"]))
         adapter.check_interrupt()
         progress = adapter.Progress(len(crops["overlaid_crops"]), unique_id)
         with adapter.on_device(handle.model, device=handle.torch_device()):
             generated = swap_crops(handle.model, crops["overlaid_crops"], identity.frame, crops["reference_crops"],
                                    batch_size, mask=masks, on_batch=interrupt_callback(progress), precision=precision)
-        return (crops_to_image(generated),)
+        return with_node_info((crops_to_image(generated),), warning=warning, renderer="generator")
 
 
 NODE_CLASSES = {

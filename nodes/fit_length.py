@@ -11,21 +11,25 @@ from .video_io import check_memory
 class ReSyncerFitLength:
     DESCRIPTION = ("Makes the frames as long as the driving audio (or a driver's frame count): longer audio plays "
                    "the video forward and back (pingpong) or is cut (trim); shorter audio cuts the video (trim) or is "
-                   "padded with silence (pad). Connect its outputs to everything downstream.")
+                   "padded with silence (pad). A photo is held for the whole length. Connect its outputs to "
+                   "everything downstream.")
     CATEGORY = category("io")
-    RETURN_TYPES = ("IMAGE", "AUDIO", "INT")
-    RETURN_NAMES = ("images", "audio", "frame_count")
+    # fps last: links saved before it existed keep their output slots.
+    RETURN_TYPES = ("IMAGE", "AUDIO", "INT", "FLOAT")
+    RETURN_NAMES = ("images", "audio", "frame_count", "fps")
     OUTPUT_TOOLTIPS = ("The frames, repeated or cut to the driving length.",
                        "The audio cut or silence-padded to the frames (at its own rate and channels).",
-                       "How many frames there now are.")
+                       "How many frames there now are.",
+                       "The frame rate, passed on: for a photo (held for the speech's length) it is set here.")
     FUNCTION = "fit"
 
     @classmethod
     def INPUT_TYPES(cls):
         return {
             "required": {
-                "images": ("IMAGE", {"tooltip": "The target video's frames."}),
-                "fps": fps_input("Frame rate of the frames."),
+                "images": ("IMAGE", {"tooltip": "The target video's frames, or a photo (core Load Image) to hold for "
+                                     "the speech's length."}),
+                "fps": fps_input("Frame rate of the frames; for a photo, the frame rate of the video it becomes."),
                 "long_audio": (["pingpong", "trim"], {"default": "pingpong", "tooltip": "Driving longer than the "
                                                       "video: pingpong plays it forward and back; trim stops with it."}),
                 "short_audio": (["trim", "pad"], {"default": "trim", "tooltip": "Driving shorter than the video: trim "
@@ -62,7 +66,7 @@ class ReSyncerFitLength:
         fitted_audio = None
         if waveform is not None:
             fitted_audio = channels_to_audio(plan.fit_audio(waveform, fps, rate), rate)
-        return (fitted, fitted_audio, plan.frame_count)
+        return (fitted, fitted_audio, plan.frame_count, float(fps))
 
 
 NODE_CLASSES = {

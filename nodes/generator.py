@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import logging
-
 from . import comfy_adapter as adapter
 from .common import (
     FACE_TRACK,
@@ -18,10 +16,10 @@ from .common import (
     load_checkpoint_cached,
     precision_input,
     require_handle,
+    with_node_info,
 )
 
 KIND = "generator"
-LOG = logging.getLogger("resyncer.nodes")
 
 
 def crop_inputs(**images):
@@ -120,27 +118,25 @@ class ReSyncerGenerator:
         from resyncer_core.stages.functions import generate_crops
         from resyncer_core.stages.warping import warp_reason
 
-        from .mesh_warp import warp_face_crops
+        from .mesh_warp import warp_in_place_of_generator
 
         handle = require_handle(generator, KIND, "generator")
         crops = crop_inputs(overlaid_crops=overlaid_crops, reference_crops=reference_crops)
         references = crops["reference_crops"]
         reason = warp_reason(Path(handle.source), lambda: references[torch.from_numpy(evenly_spaced(len(references)))])
+        warning = None
         if reason is not None:
-            if face_track is not None and meshes is not None:
-                LOG.warning("ReSyncer: %s; rendering with the mesh warp instead", reason)
-                progress = adapter.Progress(len(reference_crops), unique_id)
-                return (warp_face_crops(reference_crops, face_track, meshes, "mouth", batch_size,
-                                        handle.torch_device(), progress)[0],)
-            LOG.warning("ReSyncer: %s; connect face_track and meshes here, or use ReSyncer Mesh Warp, to render "
-                        "with the mesh warp", reason)
+            warped, warning = warp_in_place_of_generator(reason, reference_crops, face_track, meshes, "mouth",
+                                                         batch_size, handle.torch_device(), unique_id)
+            if warped is not None:
+                return warped
         masks = mask_input(mask, len(crops["overlaid_crops"]))
         adapter.check_interrupt()
         progress = adapter.Progress(len(crops["overlaid_crops"]), unique_id)
         with adapter.on_device(handle.model, device=handle.torch_device()):
             generated = generate_crops(handle.model, crops["overlaid_crops"], crops["reference_crops"], batch_size,
                                        mask=masks, on_batch=interrupt_callback(progress), precision=precision)
-        return (crops_to_image(generated),)
+        return with_node_info((crops_to_image(generated),), warning=warning, renderer="generator")
 
 
 NODE_CLASSES = {

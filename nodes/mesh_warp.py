@@ -6,7 +6,8 @@ from __future__ import annotations
 import logging
 
 from . import comfy_adapter as adapter
-from .common import FACE_TRACK, MESHES, batch_size_input, category, crops_to_image, device_input, mask_to_comfy
+from .common import (FACE_TRACK, MESHES, batch_size_input, category, crops_to_image, device_input, mask_to_comfy,
+                     with_node_info)
 
 LOG = logging.getLogger("resyncer.nodes")
 MASK_MODES = ["mouth", "face"]  # equals resyncer_core.render.mesh_warp.MASK_MODES
@@ -27,6 +28,23 @@ def warp_face_crops(reference_crops, face_track, meshes, mask_mode: str, batch_s
     warped, masks = warp_crops(MeshWarp(device), crops, face_track, meshes, mask_mode, batch_size,
                                interrupt_callback(progress))
     return crops_to_image(warped), mask_to_comfy(masks)
+
+
+def warp_in_place_of_generator(reason: str, reference_crops, face_track, meshes, mask_mode: str, batch_size: int,
+                               device, unique_id) -> tuple[dict | None, str]:
+    """What a generator node does when `reason` says its generator cannot draw this face: with
+    face_track and meshes connected, (its return value: the mesh warp's crops, with the warning
+    on the node, and the warning); without them, (None, the warning to show beside the
+    generator's own output). The warning goes to the server log too."""
+    if face_track is None or meshes is None:
+        warning = f"{reason}; connect face_track and meshes to draw with the mesh warp instead"
+        LOG.warning("ReSyncer: %s", warning)
+        return None, warning
+    warning = f"{reason}: drawn with the mesh warp instead"
+    LOG.warning("ReSyncer: %s", warning)
+    progress = adapter.Progress(len(reference_crops), unique_id)
+    crops, _ = warp_face_crops(reference_crops, face_track, meshes, mask_mode, batch_size, device, progress)
+    return with_node_info((crops,), warning=warning, renderer="mesh warp"), warning
 
 
 class ReSyncerMeshWarp:

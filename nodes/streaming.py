@@ -25,8 +25,10 @@ from .common import (
     audio_parts,
     batch_size_input,
     category,
+    fps_input,
     image_to_uint8,
     require_handle,
+    with_node_info,
 )
 from .generator import KIND as GENERATOR_KIND
 from .syncformer import KIND as SYNCFORMER_KIND
@@ -72,6 +74,13 @@ def write_audio_file(audio, path: Path) -> Path:
         file.setsampwidth(2)
         file.setframerate(rate)
         file.writeframes(np.ascontiguousarray(samples.T).tobytes())
+    return path
+
+
+def write_frames_file(images, fps: float, path: Path) -> Path:
+    """An IMAGE (a photo or a batch of frames) as a video file at `fps` for the engine, which
+    reads its target from a file; the engine then holds or repeats it for the speech's length."""
+    adapter.FramesVideo(images, None, fps).save_to(path)
     return path
 
 
@@ -125,15 +134,20 @@ class ReSyncerLipSyncStreaming:
                 "style_video": ("VIDEO", {"tooltip": "audio mode: another person's video whose speaking style to use; "
                                                      "left out, the target's own."}),
                 "syncformer": (SYNCFORMER, {"tooltip": "From Load Style-SyncFormer; needed whenever audio drives."}),
-                "audio_encoder": (AUDIO_ENCODER, {"tooltip": "From Load Wav2Vec2; needed whenever audio drives."}),
+                "audio_encoder": (AUDIO_ENCODER, {"tooltip": "From Load Audio Encoder; needed whenever audio drives."}),
+                # Last, so the widget values of workflows saved before they existed keep their places.
+                "images": ("IMAGE", {"tooltip": "Or the target as frames: a photo (core Load Image) or any IMAGE, "
+                                     "held (or played forward and back) for the speech's length."}),
+                "fps": fps_input("Frame rate of the video made from images (ignored for a VIDEO or a file)."),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
     @staticmethod
     def _renderer(generator, target: Path, mode: str, device):
-        """The generator, or the mesh warp (with a warning) where `auto` would take it on the CLI:
-        an untrained generator, one trained on other faces only, or one not trained for swap."""
+        """(renderer, warning): the generator, or the mesh warp and why where `auto` would take it
+        on the CLI: an untrained generator, one trained on other faces only, or one not trained
+        for swap."""
         from resyncer_core.face import FaceTracker
         from resyncer_core.stages.face_identity import sampled_face_crops
         from resyncer_core.stages.warping import MeshWarp, warp_reason
@@ -141,13 +155,15 @@ class ReSyncerLipSyncStreaming:
         reason = warp_reason(Path(generator.source), lambda: sampled_face_crops(target, FaceTracker(device)),
                              swap=mode == "swap")
         if reason is None:
-            return generator.model
-        LOG.warning("ReSyncer: %s; rendering with the mesh warp instead", reason)
-        return MeshWarp(device)
+            return generator.model, None
+        warning = f"{reason}: drawn with the mesh warp instead"
+        LOG.warning("ReSyncer: %s", warning)
+        return MeshWarp(device), warning
 
     def run(self, generator, mode="audio", long_audio="pingpong", short_audio="trim", batch_size=8, chunk_frames=8,
-            crf=18, video=None, video_file="", audio=None, audio_file="", driver=None, driver_file="", identity=None,
-            identity_file="", style_video=None, syncformer=None, audio_encoder=None, unique_id=None):
+            crf=18, video=None, video_file="", images=None, fps=25.0, audio=None, audio_file="", driver=None,
+            driver_file="", identity=None, identity_file="", style_video=None, syncformer=None, audio_encoder=None,
+            unique_id=None):
         from resyncer_core.errors import ResyncerInputError
         from resyncer_core.pipeline import PipelineCancelled, PipelineModels, RenderOptions
 
@@ -157,7 +173,11 @@ class ReSyncerLipSyncStreaming:
         temporary: list[Path] = []
         with contextlib.ExitStack() as cleanup:
             cleanup.callback(_remove, temporary)  # the engine's inputs made here, on every exit path
-            target = self._video_path(video, video_file, "video", temporary, required=True)
+            if video is None and images is not None:
+                target = write_frames_file(images, fps, _temp_path("target", ".mp4"))
+                temporary.append(target)
+            else:
+                target = self._video_path(video, video_file, "video", temporary, required=True)
             speech = self._audio_path(audio, audio_file, temporary)
             drives_from_audio = mode == "audio" or (mode == "swap" and speech is not None)
             if drives_from_audio:
@@ -174,20 +194,21 @@ class ReSyncerLipSyncStreaming:
             callbacks = adapter.StageProgress(unique_id).callbacks()
             try:
                 with adapter.on_device(*modules, device=generator.torch_device()) as device:
-                    models = PipelineModels(generator=self._renderer(generator, target, mode, device), device=device,
+                    renderer, warning = self._renderer(generator, target, mode, device)
+                    models = PipelineModels(generator=renderer, device=device,
                                             syncformer=syncformer.model if drives_from_audio else None,
                                             audio_encoder=audio_encoder.model if drives_from_audio else None)
                     result = self._render(mode, models, target, speech, driver_path, identity_path, style_path,
                                           output, long_audio, short_audio, options, callbacks)
             except PipelineCancelled:
                 adapter.raise_interrupted()
-        info = {"frames": result.frames_written, "faces": result.frames_written - result.frames_without_face,
-                "fps": result.fps, "mode": mode}
         if result.frames_without_face == result.frames_written:
-            info["warning"] = NO_FACE_WARNING
-            LOG.warning("ReSyncer: %s: %s", target.name, info["warning"])
+            warning = NO_FACE_WARNING
+            LOG.warning("ReSyncer: %s: %s", target.name, warning)
         LOG.info("ReSyncer: %s", result.summary())
-        return {"ui": {"resyncer": [info]}, "result": (adapter.video_from_file(output),)}
+        return with_node_info((adapter.video_from_file(output),), frames=result.frames_written,
+                              faces=result.frames_written - result.frames_without_face, fps=result.fps, mode=mode,
+                              warning=warning)
 
     @staticmethod
     def _render(mode, models, target, speech, driver, identity, style, output, long_audio, short_audio, options,
@@ -212,7 +233,8 @@ class ReSyncerLipSyncStreaming:
             return path
         path = _file_or_none(name)
         if path is None and required:
-            raise ResyncerInputError(f"no {purpose} was given; connect a VIDEO to {purpose} or set {purpose}_file")
+            raise ResyncerInputError(f"no {purpose} was given; connect a VIDEO to {purpose}"
+                                     f"{' or an IMAGE to images' if purpose == 'video' else ''}, or set {purpose}_file")
         return path
 
     @staticmethod

@@ -181,12 +181,20 @@ def test_load_video_refuses_a_clip_that_would_not_fit_in_memory(pack, comfy, tmp
 def test_fit_length(pack, long_audio, short_audio, audio_seconds, frames, samples):
     images = torch.arange(25, dtype=torch.float32)[:, None, None, None].expand(25, 4, 4, 3) / 25
     audio = {"waveform": torch.from_numpy(np.stack([sine(440, audio_seconds, RATE)] * 2))[None], "sample_rate": RATE}
-    fitted, fitted_audio, count = pack.nodes.ALL_NODE_CLASSES["ReSyncerFitLength"]().fit(
+    fitted, fitted_audio, count, fps = pack.nodes.ALL_NODE_CLASSES["ReSyncerFitLength"]().fit(
         images, 25.0, long_audio, short_audio, audio=audio)
-    assert count == frames == len(fitted)
+    assert count == frames == len(fitted) and fps == 25.0
     assert abs(fitted_audio["waveform"].shape[-1] - samples) <= 1 and fitted_audio["waveform"].shape[1] == 2
     if frames == 50:
         order = (fitted[:, 0, 0, 0] * 25).round().int().tolist()
         assert order[:26] == list(range(25)) + [23] and order[-2:] == [0, 1]
     driven = pack.nodes.ALL_NODE_CLASSES["ReSyncerFitLength"]().fit(images, 25.0, driving_frames=40)
     assert driven[2] == 40 and driven[1] is None
+
+
+def test_fit_length_holds_a_photo_for_the_speech_at_the_chosen_frame_rate(pack):
+    photo = torch.rand(1, 6, 8, 3)  # core Load Image's IMAGE: one frame
+    audio = {"waveform": torch.from_numpy(sine(440, 1.5, RATE))[None, None], "sample_rate": RATE}
+    fitted, fitted_audio, count, fps = pack.nodes.ALL_NODE_CLASSES["ReSyncerFitLength"]().fit(photo, 30.0, audio=audio)
+    assert count == len(fitted) == 45 and fps == 30.0
+    assert torch.equal(fitted, photo.expand(45, 6, 8, 3))

@@ -27,7 +27,7 @@ CORE_NODE_IDS = {"LoadAudio", "SaveAudio", "PreviewAudio", "LoadVideo", "SaveVid
                  "LoadImage", "SaveImage", "PreviewImage", "LoadImageMask", "ImageScale", "CheckpointLoaderSimple"}
 # DESIGN §5 rows, plus the headless I/O nodes.
 EXPECTED = {
-    "ReSyncerLoadWav2Vec2": "Load Wav2Vec2", "ReSyncerAudioFeatures": "Audio → Wav2Vec2 Features",
+    "ReSyncerLoadWav2Vec2": "Load Audio Encoder", "ReSyncerAudioFeatures": "Audio Features",
     "ReSyncerTrackFace": "Track Face", "ReSyncerStyleReference": "Style Reference",
     "ReSyncerLoadSyncFormer": "Load Style-SyncFormer", "ReSyncerSyncFormer": "Style-SyncFormer",
     "ReSyncerMeshesFromVideo": "Meshes From Video", "ReSyncerMeshOverlay": "Mesh Overlay",

@@ -72,7 +72,8 @@ def test_audio_mode_streams_a_file_to_a_video_with_44k_stereo(pack, tmp_path, ca
     prompt = streaming_prompt("audio", video_file=str(clip), audio_file=str(stereo_wav(tmp_path)))
     with caplog.at_level("WARNING"):
         result = run(pack, prompt, tmp_path, listener=lambda event, data: events.append((event, data)))
-    assert any("random initialisation (untrained); rendering with the mesh warp" in line for line in caplog.messages)
+    warning = "generator.safetensors is a random initialisation (untrained): drawn with the mesh warp instead"
+    assert any(warning in line for line in caplog.messages)
     output = saved(result, tmp_path)
     info = probe_video(output)
     assert (info.frame_count, info.width, info.height, info.has_audio) == (25, 256, 256, True)
@@ -81,6 +82,7 @@ def test_audio_mode_streams_a_file_to_a_video_with_44k_stereo(pack, tmp_path, ca
     progress = [data for event, data in events if event == "progress" and data["node"] == "4"]
     assert progress and progress[-1]["value"] == progress[-1]["max"]
     assert result.ui["4"]["resyncer"][0]["frames"] == 25
+    assert result.ui["4"]["resyncer"][0]["warning"] == warning  # shown on the node, not only in the log
     assert not list((tmp_path / "temp").glob("*.wav"))  # the AUDIO copy for the engine is gone
 
 
@@ -165,3 +167,19 @@ def test_a_failing_run_is_reported_as_the_nodes_error(pack, tmp_path):
     prompt = streaming_prompt("audio", video_file=str(synthetic_clip(1.0)), audio_file=str(tmp_path / "absent.wav"))
     with pytest.raises((NodeExecutionError, ResyncerInputError), match="absent.wav"):
         run(pack, prompt, tmp_path)
+
+
+def test_audio_mode_takes_a_photo_as_the_target_at_the_fps_widget(pack, tmp_path):
+    """An IMAGE (core Load Image's one frame, its stand-in here) instead of a video: held for the
+    speech's length at the frame rate of the fps widget."""
+    from PIL import Image
+
+    Image.fromarray(read_frames(synthetic_clip(1.0))[0]).save(tmp_path / "photo.png")
+    prompt = streaming_prompt("audio", audio_file=str(stereo_wav(tmp_path)), images=["6", 0], fps=10.0)
+    prompt["6"] = {"class_type": "LoadImage", "inputs": {"image": str(tmp_path / "photo.png")}}
+    with context.scoped(models_dir=tiny_models(), output_dir=tmp_path / "out", temp_dir=tmp_path / "temp",
+                        device="cpu"):
+        result = GraphExecutor({**pack.CORE_STAND_INS, **pack.NODE_CLASS_MAPPINGS}).execute(prompt)
+    info = probe_video(saved(result, tmp_path))
+    assert (info.frame_count, info.fps, info.width, info.height, info.has_audio) == (10, 10.0, 256, 256, True)
+    assert not list((tmp_path / "temp").glob("ReSyncer_target_*.mp4"))  # the photo's video for the engine is gone

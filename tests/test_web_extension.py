@@ -26,6 +26,7 @@ const nodes = new Map();
 export const app = {
   extensions: [],
   dirty: 0,
+  extensionManager: { workflow: { activeWorkflow: { path: "workflows/a.json" } } },
   registerExtension(extension) { this.extensions.push(extension); },
   graph: {
     _nodes: [],
@@ -38,7 +39,9 @@ export const app = {
 
 API_STUB = """
 class StubApi extends EventTarget {
+  queued = ["p", "q", "r"];
   apiURL(path) { return "/api" + path; }
+  async queuePrompt(number, data) { return { prompt_id: this.queued.shift(), number: 1 }; }
   emit(type, detail) { this.dispatchEvent(new CustomEvent(type, { detail })); }
 }
 export const api = new StubApi();
@@ -54,7 +57,7 @@ import { app } from "/scripts/app.js";
 import { api } from "/scripts/api.js";
 const out = {};
 try {
-  await import("/extensions/comfyui-resyncer/resyncer.js");
+  const { stageBadge } = await import("/extensions/comfyui-resyncer/resyncer.js");
   out.registered = app.extensions.map((e) => e.name);
   const extension = app.extensions[0];
   extension.setup();
@@ -102,6 +105,7 @@ try {
   out.kSamplerBadges = made.KSampler.badges.length;
 
   out.idle = draw(made.ReSyncerGenerator, 20, 60);
+  await api.queuePrompt(0, {});  // queued from workflow a.json: prompt "p"
   api.emit("execution_start", { prompt_id: "p" });
   api.emit("execution_cached", { nodes: ["10"] });
   out.cached = draw(made.ReSyncerMeshOverlay, 400, 60);
@@ -137,10 +141,30 @@ try {
   api.emit("executing", "20:7");
   api.emit("progress", { node: "20:7", value: 3, max: 4, prompt_id: "p" });
   out.subgraph = draw(inner, 20, 400);
+  await api.queuePrompt(0, {});  // prompt "q"
   api.emit("execution_start", { prompt_id: "q" });
   api.emit("executing", "11");
   api.emit("executing", "12");
   out.finished = draw(made.ReSyncerGenerator, 20, 200);
+  // Another workflow (tab, or a template opened now) shows none of a.json's run, and a run it
+  // did not queue (posted from elsewhere) badges nothing; back on a.json its run is still shown.
+  const workflows = app.extensionManager.workflow;
+  workflows.activeWorkflow = { path: "workflows/b.json" };
+  out.otherWorkflow = draw(made.ReSyncerGenerator, 20, 200);
+  api.emit("execution_start", { prompt_id: "posted-elsewhere" });
+  api.emit("executing", "11");
+  out.foreignRun = draw(made.ReSyncerGenerator, 20, 200);
+  workflows.activeWorkflow = { path: "workflows/a.json" };
+  out.backOnA = draw(made.ReSyncerGenerator, 20, 200);
+  // A fallback's warning on a node with no preview: the generator replaced by the mesh warp.
+  made.ReSyncerGenerator.onExecuted({ resyncer: [{ renderer: "mesh warp", warning: "generator.safetensors is a "
+                                                   + "random initialisation (untrained): drawn with the mesh warp instead" }] });
+  const generatorWidget = made.ReSyncerGenerator.widgets.find((w) => w.name === "resyncer_preview");
+  out.generatorCaption = generatorWidget?.element.querySelector(".resyncer-caption").textContent;
+  out.generatorWarning = generatorWidget?.element.querySelector(".resyncer-warning").textContent;
+  // Every pack node is badged, Mesh Warp and nodes added later included.
+  out.warpBadge = stageBadge({ type: "ReSyncerMeshWarp", id: 99 }).text;
+  out.newNodeBadge = stageBadge({ type: "ReSyncerStylePreset", id: 98 }).text;
   out.redraws = app.dirty;
 } catch (error) {
   out.error = String(error && error.stack || error);
@@ -190,7 +214,7 @@ def test_extension_draws_stage_badges_and_preview_captions(site, tmp_path):
     result = json.loads(html.unescape(match.group(1)))
     assert "error" not in result, result.get("error")
     assert result["registered"] == ["ReSyncer.StageBadges"]
-    assert result["untouched"] is True and result["generatorHasPreviewHook"] is False
+    assert result["untouched"] is True and result["generatorHasPreviewHook"] is True
     # The player the frontend's audio upload button needs, ahead of that button.
     assert result["audioInputs"] == ["audio", "start_seconds", "audioUI", "upload"]
     assert result["idle"] == "generator"
@@ -205,4 +229,10 @@ def test_extension_draws_stage_badges_and_preview_captions(site, tmp_path):
     assert result["subgraph"] == "blend · 3/4 · 75%"
     assert result["interrupted"] == "generator · stopped"
     assert re.fullmatch(r"generator · \d+\.\d s", result["finished"])
+    assert result["otherWorkflow"] == "generator" and result["foreignRun"] == "generator"
+    assert result["backOnA"] == result["finished"]
+    assert result["generatorCaption"] == "drawn by the mesh warp"
+    assert result["generatorWarning"] == ("⚠ generator.safetensors is a random initialisation (untrained): drawn with "
+                                          "the mesh warp instead")
+    assert result["warpBadge"] == "warp" and result["newNodeBadge"] == "style preset"
     assert result["redraws"] > 0

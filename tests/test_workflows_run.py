@@ -22,6 +22,9 @@ from resyncer_core.graph.prompt import apply_overrides, load_workflow
 from resyncer_core.video import probe_video
 
 WORKFLOWS = REPO / "api_workflows"
+# The workflows default to the shipped files; these runs pick the tiny models of the models folder by name.
+PICK_TINY_MODELS = ["ReSyncerLoadWav2Vec2.model=wav2vec2", "ReSyncerLoadSyncFormer.model=syncformer.safetensors",
+                    "ReSyncerLoadGenerator.model=generator.safetensors"]
 
 
 @pytest.fixture(scope="module")
@@ -44,12 +47,15 @@ def _node(prompt: dict, class_type: str) -> str:
 def test_cli_runs_the_lipsync_workflow_in_process(tmp_path, capsys, monkeypatch):
     clip = synthetic_clip(2.0)
     monkeypatch.setattr(sys.stderr, "isatty", lambda: True)  # progress lines are for a terminal
+    picks = [argument for pick in PICK_TINY_MODELS for argument in ("--set", pick)]
     code = main(["run-workflow", str(WORKFLOWS / "lipsync_api.json"), "--set", f"Target video.video={clip}",
-                 "--set", f"Speech.audio={clip}", "--models", str(tiny_models()), "--output-dir", str(tmp_path),
+                 "--set", f"Speech.audio={clip}", *picks, "--models", str(tiny_models()), "--output-dir", str(tmp_path),
                  "--device", "cpu"])
     captured = capsys.readouterr()
     assert code == 0, captured.err
-    (written,) = captured.out.split()
+    *notices, written = captured.out.splitlines()  # the output file last, after the nodes' notices
+    assert notices == ["ReSyncer: generator.safetensors is a random initialisation (untrained): drawn with the mesh "
+                       "warp instead"]
     info = probe_video(written)
     assert written.startswith(str(tmp_path)) and written.endswith(".mp4")
     # Fit Length makes the output as long as the speech: the clip's AAC track runs up to one AAC
@@ -80,7 +86,8 @@ def test_cli_input_errors_are_one_line(tmp_path, capsys):
 def test_interrupt_in_the_generator_loop_stops_within_one_batch_and_writes_nothing(registry, tmp_path, monkeypatch):
     clip = synthetic_clip(2.0)
     prompt = apply_overrides(load_workflow(WORKFLOWS / "lipsync_api.json"),
-                             [f"Target video.video={clip}", f"Speech.audio={clip}", "ReSyncerGenerator.batch_size=4"])
+                             [f"Target video.video={clip}", f"Speech.audio={clip}", "ReSyncerGenerator.batch_size=4",
+                              *PICK_TINY_MODELS])
     generator_node = _node(prompt, "ReSyncerGenerator")
     batches = []
 
@@ -137,8 +144,10 @@ def test_interrupt_in_the_generator_loop_stops_within_one_batch_and_writes_nothi
 ])
 def test_the_other_flows_run_in_process(registry, tmp_path, flow, sources):
     clips = [synthetic_clip(1.0, seed=0), synthetic_clip(1.0, seed=1)]
-    prompt = apply_overrides(load_workflow(WORKFLOWS / f"{flow}_api.json"),
-                             [f"{target}={clips[index]}" for target, index in sources.items()])
+    prompt = load_workflow(WORKFLOWS / f"{flow}_api.json")
+    loaders = {node["class_type"] for node in prompt.values()}
+    prompt = apply_overrides(prompt, [f"{target}={clips[index]}" for target, index in sources.items()]
+                             + [pick for pick in PICK_TINY_MODELS if pick.split(".")[0] in loaders])
     with context.scoped(models_dir=tiny_models(), output_dir=tmp_path, device="cpu"):
         result = GraphExecutor(registry).execute(prompt)
     save = _node(prompt, "ReSyncerSaveVideo")
@@ -174,7 +183,8 @@ def test_personalize_then_lipsync_runs_and_saves_the_tuned_generator(registry, t
     clip = synthetic_clip(1.0)
     prompt = apply_overrides(load_workflow(WORKFLOWS / "personalize_lipsync_api.json"),
                              [f"Target video.video={clip}", f"Speech.audio={clip}", "Personalize.steps=2",
-                              "Personalize.batch_size=2", "Personalize.save_as=tuned"])
+                              "Personalize.batch_size=2", "Personalize.save_as=tuned", *PICK_TINY_MODELS,
+                              "Personalize.discriminator=discriminator.safetensors"])
     steps = []
     listener = lambda event, data: steps.append(data["value"]) if event == "progress" and data["node"] == tuned else None
     tuned = _node(prompt, "ReSyncerPersonalize")
@@ -191,3 +201,41 @@ def test_personalize_then_lipsync_runs_and_saves_the_tuned_generator(registry, t
     assert changed  # the weights moved, and the folder's generator.safetensors did not
     (entry,) = result.ui[_node(prompt, "ReSyncerSaveVideo")]["images"]
     assert probe_video(tmp_path / "out" / entry["subfolder"] / entry["filename"]).frame_count in (25, 26, 27)
+
+
+def test_talking_photo_flow_holds_a_photo_for_the_speech_on_what_ships(registry, tmp_path):
+    """The IMAGE target path: core Load Image's one frame (its stand-in here) → Fit Length at the
+    frame rate of its widget → the shipped models; the saved video lasts as long as the speech."""
+    from PIL import Image
+
+    from resyncer_core.video import read_frames
+
+    registry = {**load_pack_as_comfyui().CORE_STAND_INS, **registry}
+    clip = synthetic_clip(1.0, seed=0)
+    Image.fromarray(read_frames(clip)[0]).save(tmp_path / "photo.png")
+    prompt = apply_overrides(load_workflow(WORKFLOWS / "talking_photo_api.json"),
+                             [f"Photo.image={tmp_path / 'photo.png'}", f"Speech.audio={clip}",
+                              "Hold photo for the speech.fps=20"])
+    (tmp_path / "empty_models").mkdir()
+    with context.scoped(models_dir=tmp_path / "empty_models", output_dir=tmp_path, device="cpu"):
+        result = GraphExecutor(registry).execute(prompt)
+    (entry,) = result.ui[_node(prompt, "ReSyncerSaveVideo")]["images"]
+    info = probe_video(tmp_path / entry["subfolder"] / entry["filename"])
+    assert info.fps == 20.0 and info.frame_count in (20, 21, 22) and info.has_audio
+    # The synthetic clip shows the demo face the shipped generator was trained on: it draws it itself
+    # (on another face it would hand over to the mesh warp, with a warning on the node).
+    (generator_info,) = result.ui[_node(prompt, "ReSyncerGenerator")]["resyncer"]
+    assert generator_info == {"renderer": "generator"}
+
+
+def test_face_swap_with_a_generator_not_trained_for_swap_warps_and_says_so(registry, tmp_path):
+    clips = [synthetic_clip(1.0, seed=0), synthetic_clip(1.0, seed=1)]
+    prompt = apply_overrides(load_workflow(WORKFLOWS / "face_swap_lipsync_api.json"),
+                             [f"Target video.video={clips[0]}", f"Speech.audio={clips[0]}",
+                              f"Source face.video={clips[1]}", "Source face.frame_limit=5"])
+    (tmp_path / "empty_models").mkdir()
+    with context.scoped(models_dir=tmp_path / "empty_models", output_dir=tmp_path, device="cpu"):
+        result = GraphExecutor(registry).execute(prompt)
+    (swap_info,) = result.ui[_node(prompt, "ReSyncerFaceSwapInject")]["resyncer"]
+    assert swap_info["renderer"] == "mesh warp"
+    assert "not trained for face swap" in swap_info["warning"] and "mesh warp" in swap_info["warning"]

@@ -35,37 +35,49 @@ API_FOLDER = REPO / "api_workflows"
 THUMBNAIL_SIZE = (512, 288)
 WIDGET_TYPES = ("INT", "FLOAT", "STRING", "BOOLEAN", "COMBO")
 # What ComfyUI's frontend (1.35) appends to widgets_values after a file combo's own widgets: the
-# video upload button's value; the audio player's and the audio upload button's.
-FRONTEND_UPLOAD_VALUES = {"video_upload": ["image"], "audio_upload": [None, None]}
+# image and video upload buttons' value; the audio player's and the audio upload button's.
+FRONTEND_UPLOAD_VALUES = {"image_upload": ["image"], "video_upload": ["image"], "audio_upload": [None, None]}
 COLUMN_WIDTH = 400
 NODE_WIDTH = 320
-ROW_GAP = 40
-
-PREVIEW_HEIGHT = 300  # room under Track Face / Mesh Overlay / Face Identity for their preview sheet
+# Above each node: its title bar (30) and the badge row the frontend draws over it (20 + gaps).
+TITLE_AND_BADGE_HEIGHT = 30 + 26
+ROW_GAP = TITLE_AND_BADGE_HEIGHT + 16
+# Room under a node's widgets for what the frontend shows there after a load or a run (at 100 %
+# zoom and NODE_WIDTH), so nothing grows over the node below: the preview sheets of Track Face,
+# Mesh Overlay and Face Identity, the video, image and audio players, the extension's caption.
+PREVIEW_HEIGHTS = {"ReSyncerTrackFace": 320, "ReSyncerMeshOverlay": 320, "ReSyncerFaceIdentity": 320,
+                   "ReSyncerLoadVideo": 340, "ReSyncerSaveVideo": 340, "LoadImage": 340, "ReSyncerLoadAudio": 60,
+                   "ReSyncerGenerator": 60, "ReSyncerFaceSwapInject": 60, "ReSyncerLipSyncStreaming": 60}
 # Track Face with several faces in view: the largest one (face.selection's default rule).
 FOLLOW_LARGEST_FACE = {"face": "largest", "face_index": 0}
-PREVIEW_NODES = {"ReSyncerTrackFace", "ReSyncerMeshOverlay", "ReSyncerFaceIdentity"}
 GROUP_PADDING = 24
-GROUP_TITLE_HEIGHT = 50
+GROUP_TITLE_BAR = 40  # the group's title at font size 20
+GROUP_TITLE_HEIGHT = GROUP_TITLE_BAR + TITLE_AND_BADGE_HEIGHT + 8
+# Where the first view opens (canvas offset at the saved zoom): clear of the frontend's sidebar.
+FIRST_VIEW = {"scale": 0.7, "offset": [90, 30]}
 
 # Stages: title, colour. Each column of the layout becomes one group titled by its stages.
 GROUPS = {
     "inputs": ("Inputs", "#3f789e"),
     "models": ("Models", "#444"),
-    "audio": ("Audio & style", "#8A8"),
-    "meshes": ("Meshes", "#5a8f5a"),
+    "length": ("Video fitted to the speech", "#3f789e"),
+    "audio": ("Speech features", "#8A8"),
+    "style": ("Speaking style", "#8A8"),
+    "meshes": ("Mouth motion (meshes)", "#5a8f5a"),
     "face": ("Face tracking", "#a1309b"),
-    "generate": ("Overlay & generate", "#b06634"),
-    "output": ("Blend & save", "#88A"),
+    "overlay": ("New mouth drawn on the face", "#b06634"),
+    "tune": ("Personalize the generator", "#b06634"),
+    "generate": ("Render the face", "#b06634"),
+    "stream": ("Lip-sync, a few frames at a time", "#b06634"),
+    "output": ("Paste back", "#88A"),
+    "save": ("Save the video", "#88A"),
 }
 
 
 def load_registry() -> dict[str, type]:
-    sys.path.insert(0, str(REPO))
-    from resyncer_core.graph.pack import load_pack
-
-    pack = load_pack(REPO)
-    return dict(pack.nodes.ALL_NODE_CLASSES)
+    """Every node class of the pack, and the stand-ins of the core nodes the flows use (LoadImage)."""
+    pack = load_pack_module()
+    return {**pack.nodes.CORE_STAND_INS, **pack.nodes.ALL_NODE_CLASSES}
 
 
 @dataclass
@@ -102,22 +114,44 @@ class Flow:
 
 # ------------------------------------------------------------------------------ the flows
 
+def load_pack_module():
+    sys.path.insert(0, str(REPO))
+    from resyncer_core.graph.pack import load_pack
+
+    return load_pack(REPO)
+
+
+def shipped(file_name: str) -> str:
+    """A loader's combo entry for a file that ships in resyncer_core/weights: what every flow
+    defaults to, so a fresh ComfyUI runs it with no models folder (a user's own files are listed
+    first and picked by name)."""
+    return file_name + load_pack_module().nodes.comfy_adapter.SHIPPED_SUFFIX
+
+
+def _speech_models(flow: Flow) -> tuple[Node, Node]:
+    encoder = flow.add("ReSyncerLoadWav2Vec2", "Load Audio Encoder", "models",
+                       model=load_pack_module().nodes.comfy_adapter.WHISPER_ENCODER, device="auto")
+    syncformer = flow.add("ReSyncerLoadSyncFormer", "Load Style-SyncFormer", "models",
+                          model=shipped("syncformer.safetensors"), device="auto", checkpoint_file="")
+    return encoder, syncformer
+
+
+def _generator_model(flow: Flow) -> Node:
+    return flow.add("ReSyncerLoadGenerator", "Load ReSync Generator", "models", model=shipped("generator.safetensors"),
+                    device="auto")
+
+
 def _models(flow: Flow) -> tuple[Node, Node, Node]:
-    wav2vec2 = flow.add("ReSyncerLoadWav2Vec2", "Load Wav2Vec2", "models", model="wav2vec2", device="auto")
-    syncformer = flow.add("ReSyncerLoadSyncFormer", "Load Style-SyncFormer", "models", model="syncformer.safetensors",
-                          device="auto", checkpoint_file="")
-    generator = flow.add("ReSyncerLoadGenerator", "Load ReSync Generator", "models", model="generator.safetensors",
-                         device="auto")
-    return wav2vec2, syncformer, generator
+    return *_speech_models(flow), _generator_model(flow)
 
 
-def _finish(flow: Flow, target: Node, frames: Node, track: Node, meshes: Output, generator: Output, audio: Output,
+def _finish(flow: Flow, fps: Output, frames: Node, track: Node, meshes: Output, generator: Output, audio: Output,
             mask_mode: str = "mouth", identity: Node | None = None, prefix: str = "ReSyncer/lipsync") -> None:
-    overlay = flow.add("ReSyncerMeshOverlay", "Mesh Overlay", "generate", images=frames["images"],
+    overlay = flow.add("ReSyncerMeshOverlay", "Mesh Overlay", "overlay", images=frames["images"],
                        face_track=track["face_track"], meshes=meshes, mask_mode=mask_mode)
+    # face_track and meshes let the node take the mesh warp for a generator that cannot draw this face
+    # (untrained, trained on other faces only like the shipped demo generator, or not trained for swap).
     if identity is None:
-        # face_track and meshes let the node take the mesh warp for a generator that cannot draw this
-        # face (untrained, or trained on other faces only, like the shipped demo generator).
         crops = flow.add("ReSyncerGenerator", "ReSync Generator", "generate", generator=generator,
                          overlaid_crops=overlay["overlaid_crops"], reference_crops=track["aligned_crops"],
                          batch_size=8, mask=overlay["mask"], precision="fp32", face_track=track["face_track"],
@@ -126,16 +160,16 @@ def _finish(flow: Flow, target: Node, frames: Node, track: Node, meshes: Output,
         crops = flow.add("ReSyncerFaceSwapInject", "Face Swap Inject", "generate", generator=generator,
                          identity=identity["identity"], overlaid_crops=overlay["overlaid_crops"],
                          reference_crops=track["aligned_crops"], batch_size=8, mask=overlay["mask"],
-                         precision="fp32")
-    _blend_and_save(flow, target, frames, track, crops["crops"], overlay["mask"], audio, prefix)
+                         precision="fp32", face_track=track["face_track"], meshes=meshes)
+    _blend_and_save(flow, fps, frames, track, crops["crops"], overlay["mask"], audio, prefix)
 
 
-def _blend_and_save(flow: Flow, target: Node, frames: Node, track: Node, crops: Output, mask: Output, audio: Output,
+def _blend_and_save(flow: Flow, fps: Output, frames: Node, track: Node, crops: Output, mask: Output, audio: Output,
                     prefix: str) -> None:
     blend = flow.add("ReSyncerBlend", "Blend", "output", images=frames["images"], crops=crops,
                      face_track=track["face_track"], mask=mask, feather=8)
-    flow.add("ReSyncerSaveVideo", "Save Video", "output", images=blend["images"], fps=target["fps"],
-             filename_prefix=prefix, crf=18, audio=audio)
+    flow.add("ReSyncerSaveVideo", "Save Video", "save", images=blend["images"], fps=fps, filename_prefix=prefix,
+             crf=18, audio=audio)
 
 
 def _target_and_speech(flow: Flow) -> tuple[Node, Node, Node, Node]:
@@ -143,23 +177,26 @@ def _target_and_speech(flow: Flow) -> tuple[Node, Node, Node, Node]:
     target = flow.add("ReSyncerLoadVideo", "Target video", "inputs", video="target.mp4", start_frame=0, frame_limit=0)
     speech = flow.add("ReSyncerLoadAudio", "Speech", "inputs", audio="speech.wav", start_seconds=0.0,
                       duration_seconds=0.0)
-    frames = flow.add("ReSyncerFitLength", "Fit Length", "inputs", images=target["images"], fps=target["fps"],
+    frames = flow.add("ReSyncerFitLength", "Fit Length", "length", images=target["images"], fps=target["fps"],
                       long_audio="pingpong", short_audio="trim", audio=speech["audio"])
-    track = flow.add("ReSyncerTrackFace", "Track target face", "face", images=frames["images"], fps=target["fps"],
-                     smoothing=0.5, device="auto", **FOLLOW_LARGEST_FACE)
-    return target, frames, track, speech
+    return target, frames, _track_target(flow, frames), speech
+
+
+def _track_target(flow: Flow, frames: Node) -> Node:
+    return flow.add("ReSyncerTrackFace", "Track target face", "face", images=frames["images"], fps=frames["fps"],
+                    smoothing=0.5, device="auto", **FOLLOW_LARGEST_FACE)
 
 
 def _own_style(flow: Flow, track: Node) -> Node:
     """The speaking-style reference from the target itself: 90 frames, the stretch the node picks (start -1)."""
-    return flow.add("ReSyncerStyleReference", "Style Reference (own)", "audio", face_track=track["face_track"],
+    return flow.add("ReSyncerStyleReference", "Style Reference (own)", "style", face_track=track["face_track"],
                     start=-1, length=90)
 
 
-def _audio_meshes(flow: Flow, frames: Node, target: Node, track: Node, style: Node, wav2vec2: Node,
-                  syncformer: Node, identity: Node | None = None) -> Node:
-    features = flow.add("ReSyncerAudioFeatures", "Audio → Wav2Vec2 Features", "audio", audio=frames["audio"],
-                        audio_encoder=wav2vec2["audio_encoder"], fps=target["fps"], frame_count=frames["frame_count"])
+def _audio_meshes(flow: Flow, frames: Node, track: Node, style: Node, encoder: Node, syncformer: Node,
+                  identity: Node | None = None) -> Node:
+    features = flow.add("ReSyncerAudioFeatures", "Audio Features", "audio", audio=frames["audio"],
+                        audio_encoder=encoder["audio_encoder"], fps=frames["fps"], frame_count=frames["frame_count"])
     values = {"syncformer": syncformer["syncformer"], "audio_features": features["audio_features"],
               "style": style["style"], "face_track": track["face_track"]}
     if identity is not None:
@@ -169,12 +206,31 @@ def _audio_meshes(flow: Flow, frames: Node, target: Node, track: Node, style: No
 
 def lipsync() -> Flow:
     flow = Flow("lipsync", "ReSyncer lip-sync", "ReSyncer: audio-driven lip-sync",
-                "Re-animates the mouth of the target video to new speech, in the target's own speaking style.")
+                "Re-animates the mouth of a video to new speech in the person's own speaking style; the shipped "
+                "generator draws its demo face, the mesh warp any other (pick your own trained files in the loaders).")
     target, frames, track, speech = _target_and_speech(flow)
-    wav2vec2, syncformer, generator = _models(flow)
+    encoder, syncformer, generator = _models(flow)
     style = _own_style(flow, track)
-    meshes = _audio_meshes(flow, frames, target, track, style, wav2vec2, syncformer)
-    _finish(flow, target, frames, track, meshes["meshes"], generator["generator"], frames["audio"])
+    meshes = _audio_meshes(flow, frames, track, style, encoder, syncformer)
+    _finish(flow, frames["fps"], frames, track, meshes["meshes"], generator["generator"], frames["audio"])
+    return flow
+
+
+def talking_photo() -> Flow:
+    flow = Flow("talking_photo", "ReSyncer talking photo", "ReSyncer: make a photo speak",
+                "A portrait from core Load Image held for the length of the speech (its frame rate set in Fit "
+                "Length), its mouth moved to the words by the shipped models and the mesh warp.")
+    photo = flow.add("LoadImage", "Photo", "inputs", image="photo.png")
+    speech = flow.add("ReSyncerLoadAudio", "Speech", "inputs", audio="speech.wav", start_seconds=0.0,
+                      duration_seconds=0.0)
+    frames = flow.add("ReSyncerFitLength", "Hold photo for the speech", "length", images=photo["IMAGE"], fps=25.0,
+                      long_audio="pingpong", short_audio="trim", audio=speech["audio"])
+    track = _track_target(flow, frames)
+    encoder, syncformer, generator = _models(flow)
+    style = _own_style(flow, track)
+    meshes = _audio_meshes(flow, frames, track, style, encoder, syncformer)
+    _finish(flow, frames["fps"], frames, track, meshes["meshes"], generator["generator"], frames["audio"],
+            prefix="ReSyncer/talking_photo")
     return flow
 
 
@@ -183,72 +239,68 @@ def shipped_mesh_warp() -> Flow:
                 "ReSyncer: lip-sync any face with the shipped models",
                 "Needs no models folder: the shipped Whisper encoder and Style-SyncFormer predict the mouth from the "
                 "speech, and the training-free Mesh Warp draws it on any face.")
-    from nodes.comfy_adapter import SHIPPED_SUFFIX, WHISPER_ENCODER  # the loaders' names for shipped files
-
     target, frames, track, speech = _target_and_speech(flow)
-    encoder = flow.add("ReSyncerLoadWav2Vec2", "Load speech encoder", "models", model=WHISPER_ENCODER, device="auto")
-    syncformer = flow.add("ReSyncerLoadSyncFormer", "Load Style-SyncFormer", "models",
-                          model=f"syncformer.safetensors{SHIPPED_SUFFIX}", device="auto", checkpoint_file="")
+    encoder, syncformer = _speech_models(flow)
     style = _own_style(flow, track)
-    meshes = _audio_meshes(flow, frames, target, track, style, encoder, syncformer)
+    meshes = _audio_meshes(flow, frames, track, style, encoder, syncformer)
     warp = flow.add("ReSyncerMeshWarp", "Mesh Warp", "generate", reference_crops=track["aligned_crops"],
                     face_track=track["face_track"], meshes=meshes["meshes"], mask_mode="mouth", batch_size=16,
                     device="auto")
-    _blend_and_save(flow, target, frames, track, warp["crops"], warp["mask"], frames["audio"], "ReSyncer/mesh_warp")
+    _blend_and_save(flow, frames["fps"], frames, track, warp["crops"], warp["mask"], frames["audio"],
+                    "ReSyncer/mesh_warp")
     return flow
 
 
 def style_transfer() -> Flow:
     flow = Flow("lipsync_style_transfer", "ReSyncer style transfer",
                 "ReSyncer: lip-sync with speaking-style transfer",
-                "Lip-syncs the target to new speech in the speaking style of another person's video.")
+                "Lip-syncs the target to new speech, its mouth moving the way the person in a second video speaks.")
     target, frames, track, speech = _target_and_speech(flow)
-    wav2vec2, syncformer, generator = _models(flow)
+    encoder, syncformer, generator = _models(flow)
     reference = flow.add("ReSyncerLoadVideo", "Style video", "inputs", video="style.mp4", start_frame=0, frame_limit=0)
     reference_track = flow.add("ReSyncerTrackFace", "Track style face", "face", images=reference["images"],
                                fps=reference["fps"], smoothing=0.5, device="auto", **FOLLOW_LARGEST_FACE)
-    style = flow.add("ReSyncerStyleReference", "Style Reference (other person)", "audio",
+    style = flow.add("ReSyncerStyleReference", "Style Reference (other person)", "style",
                      face_track=reference_track["face_track"], start=-1, length=90)
-    meshes = _audio_meshes(flow, frames, target, track, style, wav2vec2, syncformer)
-    _finish(flow, target, frames, track, meshes["meshes"], generator["generator"], frames["audio"],
+    meshes = _audio_meshes(flow, frames, track, style, encoder, syncformer)
+    _finish(flow, frames["fps"], frames, track, meshes["meshes"], generator["generator"], frames["audio"],
             prefix="ReSyncer/style_transfer")
     return flow
 
 
 def video_driven() -> Flow:
     flow = Flow("video_driven", "ReSyncer video-driven", "ReSyncer: video-driven lip-sync",
-                "Moves the mouth of the target video like the driver video's (its expressions on the target's face "
-                "shape), with the driver's soundtrack.")
+                "No speech model: the target's mouth copies the driver video's mouth motion (fitted to the target's "
+                "face shape) and takes the driver's soundtrack.")
     target = flow.add("ReSyncerLoadVideo", "Target video", "inputs", video="target.mp4", start_frame=0, frame_limit=0)
     driver = flow.add("ReSyncerLoadVideo", "Driver video", "inputs", video="driver.mp4", start_frame=0, frame_limit=0)
-    frames = flow.add("ReSyncerFitLength", "Fit Length", "inputs", images=target["images"], fps=target["fps"],
+    frames = flow.add("ReSyncerFitLength", "Fit Length", "length", images=target["images"], fps=target["fps"],
                       long_audio="pingpong", short_audio="trim", audio=driver["audio"],
                       driving_frames=driver["frame_count"])
-    track = flow.add("ReSyncerTrackFace", "Track target face", "face", images=frames["images"], fps=target["fps"],
-                     smoothing=0.5, device="auto", **FOLLOW_LARGEST_FACE)
+    track = _track_target(flow, frames)
     driver_track = flow.add("ReSyncerTrackFace", "Track driver face", "face", images=driver["images"],
                             fps=driver["fps"], smoothing=0.5, device="auto", **FOLLOW_LARGEST_FACE)
-    generator = flow.add("ReSyncerLoadGenerator", "Load ReSync Generator", "models", model="generator.safetensors",
-                         device="auto")
+    generator = _generator_model(flow)
     meshes = flow.add("ReSyncerMeshesFromVideo", "Meshes From Video", "meshes", driver_track=driver_track["face_track"],
                       target_track=track["face_track"])
-    _finish(flow, target, frames, track, meshes["meshes"], generator["generator"], frames["audio"],
+    _finish(flow, frames["fps"], frames, track, meshes["meshes"], generator["generator"], frames["audio"],
             prefix="ReSyncer/video_driven")
     return flow
 
 
 def face_swap() -> Flow:
     flow = Flow("face_swap_lipsync", "ReSyncer face swap", "ReSyncer: face swap + lip-sync",
-                "Puts the source person's face into the target video and lip-syncs it to new speech.")
+                "Gives the target video the face of the person in the source clip, speaking the new speech; needs a "
+                "swap-trained generator (without one the mesh warp only reshapes the target's face).")
     target, frames, track, speech = _target_and_speech(flow)
-    wav2vec2, syncformer, generator = _models(flow)
+    encoder, syncformer, generator = _models(flow)
     source = flow.add("ReSyncerLoadVideo", "Source face", "inputs", video="source_face.mp4", start_frame=0,
                       frame_limit=25)
     identity = flow.add("ReSyncerFaceIdentity", "Face Identity", "face", images=source["images"], fps=source["fps"])
     style = _own_style(flow, track)
-    meshes = _audio_meshes(flow, frames, target, track, style, wav2vec2, syncformer, identity=identity)
-    _finish(flow, target, frames, track, meshes["meshes"], generator["generator"], frames["audio"], mask_mode="face",
-            identity=identity, prefix="ReSyncer/face_swap")
+    meshes = _audio_meshes(flow, frames, track, style, encoder, syncformer, identity=identity)
+    _finish(flow, frames["fps"], frames, track, meshes["meshes"], generator["generator"], frames["audio"],
+            mask_mode="face", identity=identity, prefix="ReSyncer/face_swap")
     return flow
 
 
@@ -258,16 +310,18 @@ PERSONALIZE_STEPS = 20
 
 def personalize() -> Flow:
     flow = Flow("personalize_lipsync", "ReSyncer personalize", "ReSyncer: personalize, then lip-sync",
-                "Fine-tunes the generator on the target video's own frames first, then lip-syncs it to new speech.")
+                "Fine-tunes a copy of the generator on the target video's own frames for a few steps, then lip-syncs "
+                "the video with it (save_as keeps the tuned generator for later runs).")
     target, frames, track, speech = _target_and_speech(flow)
-    wav2vec2, syncformer, generator = _models(flow)
-    tuned = flow.add("ReSyncerPersonalize", "Personalize", "generate", generator=generator["generator"],
+    encoder, syncformer, generator = _models(flow)
+    # No VGG19 ships: "none" takes the shipped EfficientNet-Lite0 feature loss.
+    tuned = flow.add("ReSyncerPersonalize", "Personalize", "tune", generator=generator["generator"],
                      images=frames["images"], face_track=track["face_track"], steps=PERSONALIZE_STEPS, lr=1e-4,
-                     batch_size=4, discriminator="discriminator.safetensors", vgg19="vgg19.safetensors", seed=0,
+                     batch_size=4, discriminator=shipped("discriminator.safetensors"), vgg19="none", seed=0,
                      save_as="", w_plus=False)
     style = _own_style(flow, track)
-    meshes = _audio_meshes(flow, frames, target, track, style, wav2vec2, syncformer)
-    _finish(flow, target, frames, track, meshes["meshes"], tuned["generator"], frames["audio"],
+    meshes = _audio_meshes(flow, frames, track, style, encoder, syncformer)
+    _finish(flow, frames["fps"], frames, track, meshes["meshes"], tuned["generator"], frames["audio"],
             prefix="ReSyncer/personalized")
     return flow
 
@@ -277,16 +331,16 @@ def streaming() -> Flow:
                 "ReSyncer: lip-sync a long video (streaming)",
                 "The whole lip-sync in one node that streams a few frames at a time, so minutes of 1080p fit in "
                 "memory. Switch its mode to video-driven or swap for the other pipelines.")
-    wav2vec2, syncformer, generator = _models(flow)
-    lipsync = flow.add("ReSyncerLipSyncStreaming", "Lip-sync (streaming)", "generate", generator=generator["generator"],
+    encoder, syncformer, generator = _models(flow)
+    lipsync = flow.add("ReSyncerLipSyncStreaming", "Lip-sync (streaming)", "stream", generator=generator["generator"],
                        mode="audio", long_audio="pingpong", short_audio="trim", batch_size=8, chunk_frames=8, crf=18,
                        video_file="target.mp4", audio_file="speech.wav", syncformer=syncformer["syncformer"],
-                       audio_encoder=wav2vec2["audio_encoder"])
-    flow.add("ReSyncerSaveVideo", "Save Video", "output", video=lipsync["video"], filename_prefix="ReSyncer/streaming")
+                       audio_encoder=encoder["audio_encoder"])
+    flow.add("ReSyncerSaveVideo", "Save Video", "save", video=lipsync["video"], filename_prefix="ReSyncer/streaming")
     return flow
 
 
-FLOWS = (lipsync, shipped_mesh_warp, style_transfer, video_driven, face_swap, personalize, streaming)
+FLOWS = (lipsync, talking_photo, shipped_mesh_warp, style_transfer, video_driven, face_swap, personalize, streaming)
 
 
 # ------------------------------------------------------------------------------ generation
@@ -357,6 +411,11 @@ def _depths(flow: Flow) -> dict[int, int]:
     return depth
 
 
+def _package(class_type: str) -> str:
+    """The registry id of the package a node comes from (the frontend's cnr_id)."""
+    return "comfyui-resyncer" if class_type.startswith("ReSyncer") else "comfy-core"
+
+
 def _node_height(sockets: int, outputs: int, widgets: int) -> int:
     return 46 + 22 * max(sockets, outputs) + 26 * widgets
 
@@ -394,8 +453,7 @@ def build_ui(flow: Flow, registry: dict[str, type]) -> dict:
                    for i, (n, t) in enumerate(zip(names, node_class.RETURN_TYPES))]
         sockets = len(inputs)
         height = _node_height(sockets, len(outputs), len(widgets_values) - sum(1 for i in inputs if "widget" in i))
-        if node.class_type in PREVIEW_NODES:
-            height += PREVIEW_HEIGHT
+        height += PREVIEW_HEIGHTS.get(node.class_type, 0)
         column = depth[node.id]
         y = column_y.get(column, 80.0 + GROUP_TITLE_HEIGHT)
         column_y[column] = y + height + ROW_GAP
@@ -403,7 +461,7 @@ def build_ui(flow: Flow, registry: dict[str, type]) -> dict:
             "id": node.id, "type": node.class_type, "pos": [40 + column * COLUMN_WIDTH, y],
             "size": [NODE_WIDTH, height], "flags": {}, "order": rank, "mode": 0,
             "inputs": inputs, "outputs": outputs, "title": node.title,
-            "properties": {"Node name for S&R": node.class_type, "cnr_id": "comfyui-resyncer"},
+            "properties": {"Node name for S&R": node.class_type, "cnr_id": _package(node.class_type)},
             "widgets_values": widgets_values,
         }
     for node in flow.nodes:  # links in a stable order: by target node, then input order
@@ -421,15 +479,20 @@ def build_ui(flow: Flow, registry: dict[str, type]) -> dict:
             if not output["links"]:
                 output["links"] = None
     groups = []
+    titles: set[str] = set()
     for column in sorted(set(depth.values())):  # one group per column: groups never overlap
         members = [n for n in order if depth[n.id] == column]
         stages = list(dict.fromkeys(n.group for n in members))
+        title = " · ".join(GROUPS[s][0] for s in stages)
+        if title in titles:  # the same stages as an earlier column: its nodes say what differs
+            title = " · ".join(n.title for n in members)
+        titles.add(title)
         boxes = [ui_nodes[n.id] for n in members]
         x0 = min(b["pos"][0] for b in boxes) - GROUP_PADDING
         y0 = min(b["pos"][1] for b in boxes) - GROUP_TITLE_HEIGHT
         x1 = max(b["pos"][0] + b["size"][0] for b in boxes) + GROUP_PADDING
         y1 = max(b["pos"][1] + b["size"][1] for b in boxes) + GROUP_PADDING
-        groups.append({"id": len(groups) + 1, "title": f"{column + 1} · " + " · ".join(GROUPS[s][0] for s in stages),
+        groups.append({"id": len(groups) + 1, "title": f"{column + 1} · {title}",
                        "bounding": [x0, y0, x1 - x0, y1 - y0], "color": GROUPS[stages[0]][1], "font_size": 20,
                        "flags": {}})
     return {
@@ -441,7 +504,7 @@ def build_ui(flow: Flow, registry: dict[str, type]) -> dict:
         "links": links,
         "groups": groups,
         "config": {},
-        "extra": {"ds": {"scale": 0.7, "offset": [0, 0]},
+        "extra": {"ds": FIRST_VIEW,
                   "info": {"name": flow.title, "description": flow.description, "author": "comfyui-resyncer"}},
         "version": 0.4,
     }
@@ -461,7 +524,10 @@ def render(registry: dict[str, type] | None = None) -> dict[Path, str]:
 
 def draw_thumbnail(ui: dict, path: Path) -> None:
     """A picture of the graph for the template browser: every node a box in its group's colour,
-    links as lines, the workflow's name on top."""
+    links as lines, the workflow's name and description on top (ComfyUI 1.35's browser captions a
+    pack's template with its file name only, so the picture carries what it does)."""
+    import textwrap
+
     from PIL import Image, ImageDraw
 
     width, height = THUMBNAIL_SIZE
@@ -472,7 +538,8 @@ def draw_thumbnail(ui: dict, path: Path) -> None:
     top = min(y for _, y, _, _ in boxes.values())
     right = max(x + w for x, _, w, _ in boxes.values())
     bottom = max(y + h for _, y, _, h in boxes.values())
-    banner = 44
+    description = textwrap.wrap(ui["extra"]["info"]["description"], 78)
+    banner = 34 + 14 * len(description)
     scale = min((width - 24) / (right - left), (height - banner - 16) / (bottom - top))
 
     def place(x: float, y: float) -> tuple[float, float]:
@@ -494,7 +561,8 @@ def draw_thumbnail(ui: dict, path: Path) -> None:
         draw.rounded_rectangle([x0, y0, x1, y1], radius=4, fill=colours.get(node_id, "#555"), outline="#dddddd")
     draw.rectangle([0, 0, width, banner], fill="#2d7ff9")
     draw.text((12, 8), ui["extra"]["info"]["name"], fill="white", font_size=18)
-    draw.text((12, 28), "ReSyncer node pack", fill="#dfe9ff", font_size=11)
+    for line, text in enumerate(description):
+        draw.text((12, 30 + 14 * line), text, fill="#dfe9ff", font_size=11)
     image.save(path, quality=88)
 
 

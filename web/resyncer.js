@@ -5,12 +5,15 @@
 //    progress from the server's "progress" events (tracking frames, SyncFormer windows,
 //    generator batches, encoded frames), and afterwards how long it took, or that it failed
 //    or was interrupted; a thin progress bar runs under the title. Nodes inside subgraphs are
-//    found by their execution id ("12:5" = node 5 inside subgraph node 12).
+//    found by their execution id ("12:5" = node 5 inside subgraph node 12). A run's state
+//    belongs to the workflow (tab) that queued it: another workflow, or a template opened
+//    afterwards, shows its own state, never the numbers of a run of another graph.
 // 2. Previews: Track Face and Mesh Overlay send a contact sheet of their crops (tracked mesh
 //    dotted in / white mesh overlaid) as {"ui": {"images": [...], "resyncer": [info]}}; ComfyUI
 //    shows the image, this extension adds a caption under it (frames, faces found, mask mode)
-//    and a link to the full-size sheet. A warning the node sends (e.g. no face in any frame)
-//    is shown under the preview in orange.
+//    and a link to the full-size sheet. A warning any ReSyncer node sends in that info (no face
+//    in any frame, a generator replaced by the mesh warp, a still given the default style) is
+//    shown on the node in orange.
 // 3. Load Audio gets the frontend's audio player, which its upload button needs.
 //
 // Plain ES module, no build step; it only uses app.registerExtension, api events, node.badges
@@ -35,6 +38,7 @@ export const STAGES = {
   ReSyncerMeshOverlay: "render",
   ReSyncerLoadGenerator: "load",
   ReSyncerGenerator: "generator",
+  ReSyncerMeshWarp: "warp",
   ReSyncerFaceIdentity: "identity",
   ReSyncerFaceSwapInject: "swap",
   ReSyncerPersonalize: "personalize",
@@ -54,12 +58,35 @@ const COLOURS = {
   interrupted: "#f08c00",
 };
 
-// execution id (string: "7", or "12:5" inside a subgraph) → {status, value, max, started, seconds}
-export const runState = new Map();
+// Workflow key → its last run's state: execution id (string: "7", or "12:5" inside a subgraph) →
+// {status, value, max, started, seconds}.
+export const runStates = new Map();
+// Prompt id → key of the workflow that queued it (recorded by the wrapped api.queuePrompt).
+export const promptOwners = new Map();
+let queueTracked = false;
+let runOwner = null;  // key of the workflow whose run is executing now; null: a run of no open workflow
 let currentNode = null;
 
+// Every node of the pack (ids start with "ReSyncer"); its stage is STAGES' word, else the id's.
 export function isReSyncerType(type) {
-  return typeof type === "string" && Object.prototype.hasOwnProperty.call(STAGES, type);
+  return typeof type === "string" && type.startsWith("ReSyncer");
+}
+
+// The open workflow (tab): its path in the frontend's workflow store, "default" without one.
+export function activeWorkflowKey() {
+  const workflow = app?.extensionManager?.workflow?.activeWorkflow;
+  return String(workflow?.path ?? workflow?.key ?? "default");
+}
+
+function stateOf(key) {
+  if (key === null) return null;
+  if (!runStates.has(key)) runStates.set(key, new Map());
+  return runStates.get(key);
+}
+
+// The state shown on the open workflow's nodes.
+export function shownState() {
+  return runStates.get(activeWorkflowKey()) ?? new Map();
 }
 
 function now() {
@@ -97,15 +124,17 @@ function redraw(node) {
 }
 
 function update(id, changes) {
+  const state = stateOf(runOwner);
+  if (!state) return null;
   const key = String(id);
-  const entry = { status: "idle", value: 0, max: 0, started: null, seconds: null, ...(runState.get(key) ?? {}), ...changes };
-  runState.set(key, entry);
-  redraw(findNode(key));
+  const entry = { status: "idle", value: 0, max: 0, started: null, seconds: null, ...(state.get(key) ?? {}), ...changes };
+  state.set(key, entry);
+  if (runOwner === activeWorkflowKey()) redraw(findNode(key));
   return entry;
 }
 
 function finish(id, status) {
-  const entry = runState.get(String(id));
+  const entry = stateOf(runOwner)?.get(String(id));
   if (!entry || entry.status !== "running") return;
   const seconds = entry.started === null ? null : (now() - entry.started) / 1000;
   update(id, { status, seconds, value: status === "done" ? entry.max : entry.value });
@@ -113,8 +142,12 @@ function finish(id, status) {
 
 // ------------------------------------------------------------------------------ badge
 
+export function stageOf(type) {
+  return STAGES[type] ?? String(type).replace(/^ReSyncer/, "").replace(/([a-z])([A-Z])/g, "$1 $2").toLowerCase();
+}
+
 export function badgeText(type, entry) {
-  const stage = STAGES[type] ?? "resyncer";
+  const stage = stageOf(type);
   if (!entry || entry.status === "idle") return stage;
   if (entry.status === "running") {
     if (entry.max > 0) {
@@ -130,7 +163,7 @@ export function badgeText(type, entry) {
 }
 
 function entryOf(node) {
-  return runState.get(node.__resyncerRunKey ?? String(node.id));
+  return shownState().get(node.__resyncerRunKey ?? String(node.id));
 }
 
 const BADGE_HEIGHT = 20;
@@ -226,6 +259,7 @@ export function captionText(type, info) {
   if (info.faces !== undefined) parts.push(`face found in ${info.faces}`);
   if (info.mask_mode) parts.push(info.mask_mode === "face" ? "mask: whole face (swap)" : "mask: lower face");
   if (info.fps !== undefined) parts.push(`${Number(info.fps).toFixed(2).replace(/\.?0+$/, "")} fps`);
+  if (info.renderer) parts.push(`drawn by the ${info.renderer}`);
   return parts.join(" · ");
 }
 
@@ -275,8 +309,27 @@ export function showPreview(node, output) {
 
 // ------------------------------------------------------------------------------ events
 
-export function onExecutionStart() {
-  runState.clear();
+// Wraps api.queuePrompt so each prompt id is tied to the workflow that queued it.
+export function trackQueuedPrompts() {
+  if (typeof api?.queuePrompt !== "function" || api.queuePrompt.__resyncer) return;
+  const queuePrompt = api.queuePrompt.bind(api);
+  api.queuePrompt = async (...args) => {
+    const owner = activeWorkflowKey();
+    const response = await queuePrompt(...args);
+    if (response?.prompt_id) promptOwners.set(String(response.prompt_id), owner);
+    return response;
+  };
+  api.queuePrompt.__resyncer = true;
+  queueTracked = true;
+}
+
+// A run starts: it belongs to the workflow that queued it (a prompt posted from elsewhere to
+// none; without a queue to watch, to the open one), whose previous run state it replaces.
+export function onExecutionStart(detail) {
+  const promptId = detail?.prompt_id === undefined ? null : String(detail.prompt_id);
+  runOwner = promptOwners.get(promptId) ?? (queueTracked ? null : activeWorkflowKey());
+  promptOwners.delete(promptId);
+  if (runOwner !== null) runStates.set(runOwner, new Map());
   currentNode = null;
   for (const node of app?.graph?._nodes ?? app?.graph?.nodes ?? []) redraw(node);
 }
@@ -285,13 +338,20 @@ export function onExecuting(detail) {
   const id = detail && typeof detail === "object" ? detail.node ?? detail.display_node ?? null : detail;
   if (currentNode !== null && currentNode !== String(id)) finish(currentNode, "done");
   currentNode = id === null || id === undefined ? null : String(id);
-  if (currentNode !== null && findNode(currentNode)) update(currentNode, { status: "running", value: 0, max: 0, started: now() });
+  if (currentNode !== null && runOwner === activeWorkflowKey() && findNode(currentNode)) {
+    update(currentNode, { status: "running", value: 0, max: 0, started: now() });
+  }
+}
+
+// Events update the run owner's state when its workflow is open (its nodes are then the graph's).
+function ownsGraph() {
+  return runOwner !== null && runOwner === activeWorkflowKey();
 }
 
 export function onProgress(detail) {
   if (!detail || detail.node === undefined || detail.node === null) return;
-  if (!findNode(detail.node)) return;
-  const entry = runState.get(String(detail.node));
+  if (!ownsGraph() || !findNode(detail.node)) return;
+  const entry = stateOf(runOwner).get(String(detail.node));
   update(detail.node, {
     status: "running",
     value: Number(detail.value) || 0,
@@ -301,12 +361,13 @@ export function onProgress(detail) {
 }
 
 export function onCached(detail) {
+  if (!ownsGraph()) return;
   for (const id of detail?.nodes ?? []) if (findNode(id)) update(id, { status: "cached" });
 }
 
 export function onExecuted(detail) {
   const id = detail?.display_node ?? detail?.node;
-  if (id !== undefined && findNode(id)) finish(id, "done");
+  if (id !== undefined && ownsGraph() && findNode(id)) finish(id, "done");
 }
 
 export function onFailure(status) {
@@ -325,6 +386,7 @@ export const extension = {
   name: EXTENSION_NAME,
 
   setup() {
+    trackQueuedPrompts();
     listen("execution_start", onExecutionStart);
     listen("executing", onExecuting);
     listen("progress", onProgress);
@@ -350,14 +412,13 @@ export const extension = {
       if (!this.flags?.collapsed) drawProgressBar(this, ctx);
       return result;
     };
-    if (PREVIEW_NODES.has(nodeData.name)) {
-      const executed = nodeType.prototype.onExecuted;
-      nodeType.prototype.onExecuted = function (output, ...rest) {
-        const result = executed?.apply(this, [output, ...rest]);
-        showPreview(this, output);
-        return result;
-      };
-    }
+    const executed = nodeType.prototype.onExecuted;
+    nodeType.prototype.onExecuted = function (output, ...rest) {
+      const result = executed?.apply(this, [output, ...rest]);
+      // The preview nodes' caption; on any node, what it says about itself (a fallback's warning).
+      if (PREVIEW_NODES.has(nodeData.name) || output?.resyncer) showPreview(this, output);
+      return result;
+    };
   },
 };
 

@@ -63,9 +63,10 @@ def load_pack(pack_dir: str | os.PathLike | None = None) -> ModuleType:
 
 
 def load_node_registry(pack_dir: str | os.PathLike | None = None) -> dict[str, type]:
-    """NODE_CLASS_MAPPINGS of the pack in `pack_dir`."""
+    """NODE_CLASS_MAPPINGS of the pack in `pack_dir`, plus its CORE_STAND_INS (stand-ins for the
+    ComfyUI core nodes its workflows use, e.g. LoadImage) where the mappings have no such id."""
     module = load_pack(pack_dir)
     mappings = getattr(module, "NODE_CLASS_MAPPINGS", None)
     if not isinstance(mappings, dict):
         raise ResyncerInputError(f"the pack in {Path(module.__file__).parent} exports no NODE_CLASS_MAPPINGS")
-    return dict(mappings)
+    return {**getattr(module, "CORE_STAND_INS", {}), **mappings}
