@@ -21,6 +21,23 @@ def add_syncformer_argument(parser: argparse.ArgumentParser) -> None:
                              "from `resyncer train stage1`; its audio encoder comes with it)")
 
 
+def add_mouth_arguments(parser: argparse.ArgumentParser) -> None:
+    """Stage-1 controls of the audio-driven commands (pipeline.audio_driving.MouthControls)."""
+    from .mouth.style import DEFAULT_STYLE_PRESET, STYLE_PRESETS
+
+    parser.add_argument("--style", choices=tuple(STYLE_PRESETS), default=None,
+                        help="speak in a shipped style preset instead of the video's own style (a still, or a "
+                             f"video without speech, gets '{DEFAULT_STYLE_PRESET}' and a line saying so)")
+    parser.add_argument("--mouth-strength", type=float, default=1.0,
+                        help="scale the predicted mouth motion (0: still … 3; default 1, the model's own)")
+
+
+def mouth_controls_from(args):
+    from .pipeline.audio_driving import MouthControls
+
+    return MouthControls(style_preset=args.style, strength=args.mouth_strength)
+
+
 def _progress_printer():
     """Progress on one rewritten stderr line when stderr is a terminal; silent otherwise, so
     logs and scripts see only the summary (and an error stays one line)."""
@@ -37,7 +54,8 @@ def terminal_callbacks():
     """PipelineCallbacks that draw progress on a terminal and nothing otherwise."""
     from .stages.progress import PipelineCallbacks
 
-    return PipelineCallbacks(progress=_progress_printer())
+    # Notices go to stdout with the summary: stderr is for progress and errors.
+    return PipelineCallbacks(progress=_progress_printer(), notice=lambda line: print(f"resyncer: {line}"))
 
 
 def quiet_model_loading() -> None:

@@ -9,6 +9,9 @@ canonical units (about centimetres):
 - lip_aperture: the vertical gap between the inner lip contours, averaged over the three
   middle pairs (0 for closed lips; a wide-open "aa" is about 1.5-2).
 - mouth_width: the distance between the outer mouth corners (smaller when the lips round).
+
+aperture_iod is the viewer's measure (DESIGN §10) on meshes or landmarks in any units: the
+inner lips' mid-line gap (13-14) over the outer eye corners' distance (33-263, IOD).
 """
 
 from __future__ import annotations
@@ -21,6 +24,8 @@ OUTER_LOWER = (61, 146, 91, 181, 84, 17, 314, 405, 321, 375, 291)
 INNER_UPPER = (78, 191, 80, 81, 82, 13, 312, 311, 310, 415, 308)
 INNER_LOWER = (78, 95, 88, 178, 87, 14, 317, 402, 318, 324, 308)
 OUTER_CORNERS = (61, 291)
+INNER_LIP_MIDLINE = (13, 14)
+OUTER_EYE_CORNERS = (33, 263)
 INNER_CORNERS = (78, 308)
 
 # The three middle pairs of the inner contours (around the philtrum line): where the gap of a
@@ -40,3 +45,15 @@ def mouth_width(meshes: torch.Tensor | np.ndarray) -> torch.Tensor:
     """Distance between the outer mouth corners, [...] (canonical units)."""
     meshes = torch.as_tensor(meshes)
     return torch.linalg.vector_norm(meshes[..., OUTER_CORNERS[1], :] - meshes[..., OUTER_CORNERS[0], :], dim=-1)
+
+
+def aperture_iod(points: np.ndarray) -> np.ndarray:
+    """Inner-lip aperture [T] in inter-ocular distances of landmarks or meshes [T,468,≥2]
+    (pixels or canonical units alike). Frames whose eye corners coincide (no face) give NaN."""
+    points = np.asarray(points, dtype=np.float64)
+    upper, lower = INNER_LIP_MIDLINE
+    right, left = OUTER_EYE_CORNERS
+    gap = np.linalg.norm(points[:, upper, :2] - points[:, lower, :2], axis=-1)
+    eyes = np.linalg.norm(points[:, right, :2] - points[:, left, :2], axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(eyes > 0, gap / eyes, np.nan)

@@ -15,9 +15,7 @@ import math
 import numpy as np
 
 from . import topology
-
-# MediaPipe's inner-lip midpoints: upper lip (13) and lower lip (14).
-INNER_LIP_MIDPOINTS = (13, 14)
+from .lips import INNER_LIP_MIDLINE
 # Share of the tracked frames, those with the most closed mouth, that the template averages.
 NEUTRAL_FRACTION = 0.2
 
@@ -26,7 +24,7 @@ def mouth_opening(meshes: np.ndarray) -> np.ndarray:
     """Lip gap [T] of canonical meshes [T,468,3]: the distance between the inner-lip midpoints,
     in canonical units (about centimetres)."""
     meshes = np.asarray(meshes, dtype=np.float32)
-    upper, lower = INNER_LIP_MIDPOINTS
+    upper, lower = INNER_LIP_MIDLINE
     return np.linalg.norm(meshes[:, upper] - meshes[:, lower], axis=-1)
 
 

@@ -19,9 +19,9 @@ from dataclasses import asdict, dataclass
 import numpy as np
 
 from ..face import topology
+from ..face.lips import aperture_iod
+from ..mouth.viseme_rig import VisemeRig
 
-INNER_LIP_MIDLINE = (13, 14)
-OUTER_EYE_CORNERS = (33, 263)
 BILABIALS = frozenset({"P", "B", "M"})
 OPEN_VOWELS = frozenset({"AA", "AE", "AH", "AO", "AW", "AY"})
 SILENCES = frozenset({"SIL"})
@@ -31,18 +31,6 @@ VISIBLE_DIFFERENCE_IOD = 0.05
 MAX_LAG = 5
 
 PhoneTimings = Sequence[tuple[str, float, float]]
-
-
-def aperture_iod(points: np.ndarray) -> np.ndarray:
-    """Inner-lip aperture [T] in inter-ocular distances of landmarks or meshes [T,468,≥2]
-    (pixels or canonical units alike). Frames whose points are all zero (no face) give NaN."""
-    points = np.asarray(points, dtype=np.float64)
-    upper, lower = INNER_LIP_MIDLINE
-    right, left = OUTER_EYE_CORNERS
-    gap = np.linalg.norm(points[:, upper, :2] - points[:, lower, :2], axis=-1)
-    eyes = np.linalg.norm(points[:, right, :2] - points[:, left, :2], axis=-1)
-    with np.errstate(invalid="ignore", divide="ignore"):
-        return np.where(eyes > 0, gap / eyes, np.nan)
 
 
 def frame_phones(phones: PhoneTimings, frame_count: int, fps: float) -> np.ndarray:
@@ -172,8 +160,6 @@ def sharpness_ratio(output: np.ndarray, source: np.ndarray, landmarks: np.ndarra
 def rest_openness(phones: PhoneTimings, frame_count: int, fps: float) -> np.ndarray:
     """A reference openness curve [T]: the viseme rig's aperture (IOD) on the alignment, in the
     rig's reference style; what re-tracked apertures are correlated with."""
-    from ..mouth.viseme_rig import VisemeRig
-
     rig = VisemeRig()
     meshes = (rig.rest + rig(list(phones), frame_count=frame_count, fps=fps)).numpy()
     return aperture_iod(meshes)

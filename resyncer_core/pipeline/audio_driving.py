@@ -1,9 +1,17 @@
 """Stage 1 for the audio-driven pipelines (lip-sync, style transfer, lip-synced face swap):
-driving audio → audio features → Style-SyncFormer (at 25 fps) → canonical meshes, one per output frame."""
+driving audio → audio features → Style-SyncFormer (at 25 fps) → canonical meshes, one per output frame.
+
+The user's controls (MouthControls, DESIGN §4 "Speaking style when the target does not speak"):
+a shipped style preset in place of the video's style, and a strength that scales ΔM̂. A style
+reference that shows no speech (a still, a silent stretch) is replaced by the default preset,
+with one line saying so; the mouth is drawn on the closed neutral of the template.
+"""
 
 from __future__ import annotations
 
 import os
+from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -11,10 +19,33 @@ import torch
 from ..audio import load_audio
 from ..errors import ResyncerInputError
 from ..face.track import FaceTrack
+from ..mouth.style import (
+    DEFAULT_STYLE_PRESET,
+    MIN_STYLE_MOTION_IOD,
+    check_strength,
+    check_style_preset,
+    closed_neutral,
+    preset_style_reference,
+    style_motion_iod,
+)
 from ..stages.functions import compute_audio_features, frames_at_rate, predict_meshes, style_reference_at_rate
 from ..stages.model_files import PipelineModels
 from ..stages.progress import PipelineCallbacks, StageClock
 from ..video import probe_video
+
+
+@dataclass(frozen=True)
+class MouthControls:
+    """Stage-1 controls: `style_preset` (a STYLE_PRESETS name) replaces the style video's own
+    style; `strength` scales the predicted motion ΔM̂ (1: the model's own, 0: a still mouth)."""
+
+    style_preset: str | None = None
+    strength: float = 1.0
+
+    def __post_init__(self) -> None:
+        if self.style_preset is not None:
+            check_style_preset(self.style_preset)
+        check_strength(self.strength)
 
 
 def _style_audio_features(models: PipelineModels, style_video: str | os.PathLike, fps: float,
@@ -29,13 +60,15 @@ def _style_audio_features(models: PipelineModels, style_video: str | os.PathLike
 
 def audio_driven_meshes(models: PipelineModels, waveform: np.ndarray, fps: float, frame_count: int,
                         style_track: FaceTrack, style_video: str | os.PathLike, template,
-                        clock: StageClock, callbacks: PipelineCallbacks) -> torch.Tensor:
+                        clock: StageClock, callbacks: PipelineCallbacks,
+                        controls: MouthControls = MouthControls()) -> torch.Tensor:
     """Meshes [frame_count,468,3] at `fps` on `template` speaking `waveform` (16 kHz mono), in
     the speaking style of T_S frames of `style_track` (the track of `style_video`).
 
     Stage 1 runs at the model's rate (25 fps, paper) whatever the video's: the audio features
     are computed at 25 fps, the style track is resampled to 25 fps before its window is
-    chosen, and the predicted ΔM̂ is resampled to the video's frame times."""
+    chosen, and the predicted ΔM̂ is resampled to the video's frame times. `controls` pick a
+    preset style and scale the motion; the mouth is drawn on the closed neutral of `template`."""
     if not models.drives_from_audio:
         raise ResyncerInputError("audio-driven lip-sync needs the Wav2Vec2 encoder and the Style-SyncFormer; "
                                  "load the models with audio")
@@ -45,9 +78,7 @@ def audio_driven_meshes(models: PipelineModels, waveform: np.ndarray, fps: float
         features = compute_audio_features(models.audio_encoder, waveform, model_fps,
                                           frames_at_rate(frame_count, fps, model_fps))
         # T_S is the model's own: a SyncFormer trained on another reference length gets that length.
-        style, start = style_reference_at_rate(style_track, model_fps, config.style_frames)
-        style_audio = (_style_audio_features(models, style_video, model_fps, start, len(style))
-                       if models.syncformer.uses_style_audio else None)
+        style, style_audio = _style_reference(models, style_track, style_video, model_fps, controls, callbacks)
     callbacks.report("audio", 1, 1)
 
     def after_window(done: int, total: int) -> None:
@@ -55,5 +86,30 @@ def audio_driven_meshes(models: PipelineModels, waveform: np.ndarray, fps: float
         callbacks.report("syncformer", done, total)
 
     with clock.measure("syncformer"):
-        return predict_meshes(models.syncformer, features, style, template, style_audio, after_window,
-                              fps=fps, frame_count=frame_count)
+        closed = torch.from_numpy(closed_neutral(template))
+        meshes = predict_meshes(models.syncformer, features, style, closed, style_audio, after_window,
+                                fps=fps, frame_count=frame_count)
+        return closed + controls.strength * (meshes - closed)
+
+
+def _style_reference(models: PipelineModels, style_track: FaceTrack, style_video: str | os.PathLike, fps: float,
+                     controls: MouthControls, callbacks: PipelineCallbacks) -> tuple[torch.Tensor, torch.Tensor | None]:
+    """(ΔM_ref [T_S,468,3], its audio features or None) at `fps`: the preset asked for, else the
+    style video's most moving window, else (it shows no speech) the default preset."""
+    config = models.syncformer.config
+    preset = controls.style_preset
+    if preset is None:
+        style, start = style_reference_at_rate(style_track, fps, config.style_frames)
+        motion = style_motion_iod(style_track.template, style)
+        if motion >= MIN_STYLE_MOTION_IOD:
+            audio = (_style_audio_features(models, style_video, fps, start, len(style))
+                     if models.syncformer.uses_style_audio else None)
+            return style, audio
+        preset = DEFAULT_STYLE_PRESET
+        callbacks.notify(f"{Path(style_video).name} shows no speech motion to take a speaking style from (lip "
+                         f"spread {motion:.3f} < {MIN_STYLE_MOTION_IOD} inter-ocular distances): speaking in the "
+                         f"shipped '{preset}' style (--style chooses another)")
+    if models.syncformer.uses_style_audio:
+        raise ResyncerInputError(f"this Style-SyncFormer takes its style from a reference's audio, which the "
+                                 f"'{preset}' preset does not have; give a talking video as the style reference")
+    return preset_style_reference(preset, config.style_frames), None

@@ -7,7 +7,14 @@ import argparse
 import sys
 from pathlib import Path
 
-from ..cli_options import add_model_arguments, add_syncformer_argument, quiet_model_loading, terminal_callbacks
+from ..cli_options import (
+    add_model_arguments,
+    add_mouth_arguments,
+    add_syncformer_argument,
+    mouth_controls_from,
+    quiet_model_loading,
+    terminal_callbacks,
+)
 from ..models.precision import PRECISIONS
 from ..stages.functions import DEFAULT_FEATHER_PX, GENERATOR_BATCH_SIZE
 from ..stages.warping import RENDERERS
@@ -54,6 +61,7 @@ def add_lipsync_parser(subcommands) -> None:
     _add_length_arguments(parser, "audio")
     _add_render_arguments(parser)
     add_syncformer_argument(parser)
+    add_mouth_arguments(parser)
     parser.set_defaults(handler=_run_lipsync)
 
 
@@ -82,6 +90,7 @@ def add_swap_parser(subcommands) -> None:
     _add_length_arguments(parser, "audio")
     _add_render_arguments(parser)
     add_syncformer_argument(parser)
+    add_mouth_arguments(parser)
     parser.set_defaults(handler=_run_swap)
 
 
@@ -166,7 +175,8 @@ def _run_lipsync(args) -> int:
     models, options = _render_setup(args, with_audio=True, tracker=tracker)
     return _finish(lipsync_video(args.video, args.audio, args.output, models, style_from=args.style_from,
                                  long_audio=args.long_audio, short_audio=args.short_audio, options=options,
-                                 callbacks=terminal_callbacks(), tracker=tracker), tracker)
+                                 callbacks=terminal_callbacks(), tracker=tracker,
+                                 controls=mouth_controls_from(args)), tracker)
 
 
 def _run_drive(args) -> int:
@@ -186,7 +196,9 @@ def _run_swap(args) -> int:
     models, options = _render_setup(args, with_audio=args.audio is not None, tracker=tracker, swap=True)
     return _finish(swap_video(args.video, args.identity, args.output, models, audio=args.audio,
                               long_audio=args.long_audio, short_audio=args.short_audio, options=options,
-                              callbacks=terminal_callbacks(), tracker=tracker), tracker)
+                              callbacks=terminal_callbacks(), tracker=tracker,
+                              controls=mouth_controls_from(args)), tracker)
+
 
 def _run_batch(args) -> int:
     from ..face import FaceTracker

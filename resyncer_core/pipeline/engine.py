@@ -36,7 +36,7 @@ from ..stages.functions import (
     swap_crops,
 )
 from ..stages.progress import RENDERER_STAGES, STAGES, PipelineCallbacks, StageClock
-from ..stages.warping import MeshWarp, load_mesh_warp_memory, warp_crops
+from ..stages.warping import MeshWarp, load_mesh_warp_memory, traced_warp_crops
 from ..video import VideoWriter
 from ..video.partial_file import check_output_location
 
@@ -136,12 +136,13 @@ def _render_chunk(job: RenderJob, frames: np.ndarray, track: FaceTrack, meshes: 
     def after_batch(done: int, total: int) -> None:
         callbacks.check_cancel()
 
+    native = None
     if isinstance(generator, MeshWarp):
         with clock.measure("render"):
             crops = aligned_crops(face_frames, face_track)
         with clock.measure("warp"):
-            generated, masks = warp_crops(generator, crops, face_track, meshes[faces], job.mask_mode,
-                                          options.batch_size, after_batch)
+            generated, masks, native = traced_warp_crops(generator, crops, face_track, meshes[faces], job.mask_mode,
+                                                         options.batch_size, after_batch)
     else:
         with clock.measure("render"):
             crops, overlays, masks = overlay_crops(face_frames, face_track, meshes[faces], job.mask_mode, renderer)
@@ -153,7 +154,8 @@ def _render_chunk(job: RenderJob, frames: np.ndarray, track: FaceTrack, meshes: 
                 generated = swap_crops(generator, overlays, job.identity_frame, crops, options.batch_size, masks,
                                        after_batch, options.precision)
     with clock.measure("blend"):
-        blended, regions = paste_back(face_frames, generated, face_track.crop_affine, masks, options.feather)
+        blended, regions = paste_back(face_frames, generated, face_track.crop_affine, masks, options.feather,
+                                      native=native)
         if all_faces:
             output = blended
         else:

@@ -19,7 +19,7 @@ from ..stages.model_files import PipelineModels
 from ..stages.progress import PipelineCallbacks, StageClock
 from ..stages.tracking import require_a_face, track_video
 from ..video import probe_video
-from .audio_driving import audio_driven_meshes
+from .audio_driving import MouthControls, audio_driven_meshes
 from .chunking import soundtrack_for, track_for_plan
 from .engine import PipelineResult, RenderJob, RenderOptions, check_output_path, render_video
 
@@ -30,8 +30,10 @@ STYLE_SEARCH_SECONDS = 30
 def lipsync_video(video: str | os.PathLike, audio: str | os.PathLike, output: str | os.PathLike,
                   models: PipelineModels, style_from: str | os.PathLike | None = None,
                   long_audio: str = "pingpong", short_audio: str = "trim", options: RenderOptions | None = None,
-                  callbacks: PipelineCallbacks | None = None, tracker: FaceTracker | None = None) -> PipelineResult:
-    """Lip-syncs `video` to `audio` into `output` (see chunking for the length modes)."""
+                  callbacks: PipelineCallbacks | None = None, tracker: FaceTracker | None = None,
+                  controls: MouthControls = MouthControls()) -> PipelineResult:
+    """Lip-syncs `video` to `audio` into `output` (see chunking for the length modes);
+    `controls` choose a style preset and the motion strength (audio_driving)."""
     output = check_output_path(output, video, audio, style_from)
     callbacks = callbacks or PipelineCallbacks()
     clock = StageClock()
@@ -47,7 +49,8 @@ def lipsync_video(video: str | os.PathLike, audio: str | os.PathLike, output: st
                                  clock, callbacks)
     meshes = audio_driven_meshes(models, waveform, info.fps, plan.frame_count,
                                  track if style_track is None else style_track,
-                                 video if style_from is None else style_from, track.template, clock, callbacks)
+                                 video if style_from is None else style_from, track.template, clock, callbacks,
+                                 controls)
     job = RenderJob(video_path=info.path, frame_rate=info.frame_rate, track=track, source_indices=plan.source_indices,
                     meshes=meshes, mask_mode="mouth", audio=soundtrack_for(plan, audio, info.fps))
     return render_video(job, models.generator, output, options, callbacks, clock)

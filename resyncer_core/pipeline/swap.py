@@ -18,7 +18,7 @@ from ..stages.model_files import PipelineModels
 from ..stages.progress import PipelineCallbacks, StageClock
 from ..stages.tracking import identity_from_file
 from ..video import probe_video
-from .audio_driving import audio_driven_meshes
+from .audio_driving import MouthControls, audio_driven_meshes
 from .chunking import soundtrack_for, track_for_plan
 from .engine import PipelineResult, RenderJob, RenderOptions, check_output_path, render_video
 
@@ -26,7 +26,8 @@ from .engine import PipelineResult, RenderJob, RenderOptions, check_output_path,
 def swap_video(video: str | os.PathLike, identity: str | os.PathLike, output: str | os.PathLike,
                models: PipelineModels, audio: str | os.PathLike | None = None, long_audio: str = "pingpong",
                short_audio: str = "trim", options: RenderOptions | None = None,
-               callbacks: PipelineCallbacks | None = None, tracker: FaceTracker | None = None) -> PipelineResult:
+               callbacks: PipelineCallbacks | None = None, tracker: FaceTracker | None = None,
+               controls: MouthControls = MouthControls()) -> PipelineResult:
     output = check_output_path(output, video, identity, audio)
     callbacks = callbacks or PipelineCallbacks()
     clock = StageClock()
@@ -38,7 +39,7 @@ def swap_video(video: str | os.PathLike, identity: str | os.PathLike, output: st
     track, plan = track_for_plan(tracker, info, driving, long_audio, short_audio, clock, callbacks)
     if waveform is not None:
         meshes = audio_driven_meshes(models, waveform, info.fps, plan.frame_count, track, video, face.template,
-                                     clock, callbacks)
+                                     clock, callbacks, controls)
         soundtrack = soundtrack_for(plan, audio, info.fps)
     else:
         meshes = meshes_on_template(select_frames(track, plan.source_indices), face.template)

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import functools
 from dataclasses import dataclass
+from pathlib import Path
 
 import numpy as np
 import torch
@@ -35,19 +36,30 @@ from ..errors import ResyncerInputError
 from ..face import lips, topology
 from .torch_rasterizer import rasterize_triangles
 
-# The inner-lip mid-line pair whose distance is the lip gap.
-INNER_LIP_MIDLINE = (lips.INNER_UPPER[5], lips.INNER_LOWER[5])
+# Closing lips are drawn from this share of the lip's thickness inside its tracked inner edge:
+# on a smile or an open mouth the tracked inner contour lies on the teeth's edge, and lips
+# brought together from there keep a line of teeth between them.
+LIP_EDGE_INSET = 0.3
 # The fixed ring sits this many times the oval's distance from its centre: far enough that a
 # dropped chin (about 10 % of the face height) still lies well inside it.
 RING_SCALE = 1.5
 # Height band (canonical units, ≈ cm) over which the moving region fades out below its top.
 REGION_FADE_BAND = 1.5
-# A dark red-brown mouth cavity, −1..1.
+# The mouth cavity, −1..1: a dark red-brown throat, and a tongue that shows in the lower part
+# of a wide opening, most in the middle. Shading darkens the cavity towards the mouth corners
+# and in the shadow under the upper teeth.
 CAVITY_RGB = (0.26 * 2 - 1, 0.09 * 2 - 1, 0.10 * 2 - 1)
+TONGUE_RGB = (0.62 * 2 - 1, 0.30 * 2 - 1, 0.32 * 2 - 1)
 # An opening this many pixels high shows the cavity colour fully; thinner ones partly.
 CAVITY_SOLID_HEIGHT_PX = 3.0
 MEMORY_SIZE = 8
 MASK_MODES = ("mouth", "face")
+# The mouth interior of last resort (tools/make_generic_mouth.py): the bundled public-domain
+# astronaut photo's aligned crop, whose smile shows both rows of teeth, and its mesh.
+GENERIC_MOUTH_FILE = Path(__file__).resolve().parent / "assets" / "generic_mouth.npz"
+# A memory none of whose frames parts the lips by this much (inter-ocular distances) shows no
+# teeth to open onto, so the generic mouth joins it.
+GENERIC_MOUTH_BELOW_IOD = 0.05
 
 
 @functools.cache
@@ -92,7 +104,7 @@ def region_vertex_weights(mask_mode: str = "mouth") -> np.ndarray:
 
 def lip_gap(vertices: torch.Tensor) -> torch.Tensor:
     """Distance [...] between the inner lips' mid-line points of meshes [..., 468, ≥2]."""
-    upper, lower = INNER_LIP_MIDLINE
+    upper, lower = lips.INNER_LIP_MIDLINE
     return (vertices[..., upper, :2] - vertices[..., lower, :2]).norm(dim=-1)
 
 
@@ -123,10 +135,29 @@ class MouthMemory:
     def __len__(self) -> int:
         return len(self.images)
 
+    def with_generic_mouth(self) -> MouthMemory:
+        """This memory, plus the generic mouth (GENERIC_MOUTH_FILE, aligned-crop sized) when none
+        of its frames opens the lips (GENERIC_MOUTH_BELOW_IOD): a face never seen with its
+        mouth open borrows those teeth instead of opening onto a bare cavity."""
+        if len(self) and float(np.nanmax(lips.aperture_iod(self.meshes.numpy()))) >= GENERIC_MOUTH_BELOW_IOD:
+            return self
+        image, mesh = _generic_mouth()
+        if len(self) and self.images.shape[-2:] != image.shape[-2:]:
+            return self
+        return MouthMemory(torch.cat([self.images, image.to(self.images)]), torch.cat([self.meshes, mesh]))
+
     def choose(self, wanted_gaps: torch.Tensor) -> torch.Tensor:
         """Per wanted gap [B], the index of the memory frame whose lip gap is nearest (K ≥ 1)."""
         gaps = lip_gap(self.meshes).to(wanted_gaps)
         return (gaps[None] - wanted_gaps[:, None]).abs().argmin(1)
+
+
+@functools.cache
+def _generic_mouth() -> tuple[torch.Tensor, torch.Tensor]:
+    """The generic mouth's image [1,3,256,256] in −1..1 and mesh [1,468,2] (crop pixels)."""
+    with np.load(GENERIC_MOUTH_FILE, allow_pickle=False) as data:
+        image = torch.from_numpy(data["image"]).permute(2, 0, 1)[None].to(torch.float32) / 127.5 - 1
+        return image, torch.from_numpy(data["mesh"])[None]
 
 
 def _pixel_centres(height: int, width: int, device) -> torch.Tensor:
@@ -168,6 +199,29 @@ def warp_faces(images: torch.Tensor, tracked: torch.Tensor, new: torch.Tensor, m
     images' pixels (depth z, smaller nearer) → (warped images, changed [B,1,H,W] in {0, 1}):
     pixels where `changed` is 0 are the input's, bit for bit. The memory's images must have
     the images' size."""
+    return traced_warp(images, tracked, new, memory, mask_mode).images_and_changes()
+
+
+@dataclass(eq=False)
+class TracedWarp:
+    """A warp with where each pixel came from, so it can be redone from a sharper copy of the
+    same images (stages.native_warp): `sources` [B,H,W,2] are the image positions (pixels)
+    each output pixel samples; `plain` [B,1,H,W] marks the pixels that are nothing but that
+    sample (the inner mouth, drawn from layers, a memory frame and the cavity, is not)."""
+
+    warped: torch.Tensor
+    changed: torch.Tensor
+    sources: torch.Tensor
+    plain: torch.Tensor
+
+    def images_and_changes(self) -> tuple[torch.Tensor, torch.Tensor]:
+        return self.warped, self.changed
+
+
+@torch.no_grad()
+def traced_warp(images: torch.Tensor, tracked: torch.Tensor, new: torch.Tensor, memory: MouthMemory,
+                mask_mode: str = "mouth") -> TracedWarp:
+    """warp_faces, keeping each pixel's source position (TracedWarp)."""
     batch, _, height, width = images.shape
     device = images.device
     tracked = tracked.to(device, torch.float32)
@@ -180,13 +234,32 @@ def warp_faces(images: torch.Tensor, tracked: torch.Tensor, new: torch.Tensor, m
     triangle_id, barycentric = fragments.triangle_id, fragments.barycentric
 
     centres = _pixel_centres(height, width, device)[None]
-    source = _interpolate(torch.cat([tracked, ring], 1)[..., :2], triangles, triangle_id, barycentric)
+    source = _interpolate(torch.cat([_lip_edges_inset(tracked, new), ring], 1)[..., :2], triangles, triangle_id,
+                          barycentric)
     changed = (triangle_id >= 0)[:, None]
-    warped = _sample(images, torch.where(changed[:, 0, ..., None], source, centres.expand_as(source)))
+    sources = torch.where(changed[:, 0, ..., None], source, centres.expand_as(source))
+    warped = _sample(images, sources)
+    painted = torch.zeros_like(changed)
     in_mouth = triangle_id >= first_mouth
     if bool(in_mouth.any()):
-        warped = _fill_mouth(warped, images, tracked, new, memory, in_mouth)
-    return torch.where(changed, warped, images), changed.to(images.dtype)
+        warped, painted = _fill_mouth(warped, images, tracked, new, memory, in_mouth)
+    return TracedWarp(torch.where(changed, warped, images), changed.to(images.dtype), sources,
+                      (changed & ~painted).to(images.dtype))
+
+
+def _lip_edges_inset(tracked: torch.Tensor, new: torch.Tensor) -> torch.Tensor:
+    """`tracked` [B,468,≥2] with each inner-lip vertex moved towards its outer-lip partner by
+    LIP_EDGE_INSET of the lip's thickness, in proportion to how far the new mesh closes that
+    pair's gap (nothing where it opens or keeps it)."""
+    inner_upper, inner_lower = list(lips.INNER_UPPER[1:-1]), list(lips.INNER_LOWER[1:-1])
+    outer_upper, outer_lower = list(lips.OUTER_UPPER[1:-1]), list(lips.OUTER_LOWER[1:-1])
+    source_gap = (tracked[:, inner_upper, :2] - tracked[:, inner_lower, :2]).norm(dim=-1)
+    new_gap = (new[:, inner_upper, :2] - new[:, inner_lower, :2]).norm(dim=-1)
+    closing = (1 - new_gap / source_gap.clamp(min=1e-6)).clamp(0, 1)[..., None] * LIP_EDGE_INSET
+    inset = tracked.clone()
+    inset[:, inner_upper, :2] += closing * (tracked[:, outer_upper, :2] - tracked[:, inner_upper, :2])
+    inset[:, inner_lower, :2] += closing * (tracked[:, outer_lower, :2] - tracked[:, inner_lower, :2])
+    return inset
 
 
 def _mouth_layers(upper: torch.Tensor, lower: torch.Tensor, half_gap: torch.Tensor) -> torch.Tensor:
@@ -213,11 +286,36 @@ def _layer_triangles() -> tuple[np.ndarray, int]:
     return np.concatenate([strip(0, 1), strip(2, 3), strip(1, 2)]).astype(np.int64), 2 * 2 * (count - 1)
 
 
-def _fill_mouth(warped, images, tracked, new, memory: MouthMemory, in_mouth) -> torch.Tensor:
-    """Paints the inner-mouth pixels of `warped`. The source is the image's own mouth, or the
-    memory frame whose lip gap is nearer the new one: its upper half of the mouth hangs from
-    the new upper lip and its lower half rises with the new lower lip, each as deep as it is
-    there; what opens between them is the dark cavity."""
+def _cavity_coordinates(batch: int, count: int, device) -> torch.Tensor:
+    """Per layer point [B,4·count,2]: (depth v, 0 under the upper teeth … 1 above the lower
+    ones; centrality u, 0 at the mouth corners … 1 in the middle)."""
+    column = torch.linspace(0, 1, count, device=device)
+    centrality = 1 - (2 * column - 1).abs()
+    depth = torch.tensor([0.0, 0.0, 1.0, 1.0], device=device)[:, None].expand(4, count)
+    return torch.stack([depth.reshape(-1), centrality.repeat(4)], -1)[None].expand(batch, -1, -1)
+
+
+def _smoothstep(x: torch.Tensor) -> torch.Tensor:
+    x = x.clamp(0, 1)
+    return x * x * (3 - 2 * x)
+
+
+def _cavity_colour(coordinates: torch.Tensor) -> torch.Tensor:
+    """Cavity colour [B,3,H,W] in −1..1 at cavity coordinates [B,H,W,2] (_cavity_coordinates)."""
+    depth, centrality = coordinates[..., 0][:, None], coordinates[..., 1][:, None]
+    throat = torch.tensor(CAVITY_RGB, device=coordinates.device).view(1, 3, 1, 1)
+    tongue = torch.tensor(TONGUE_RGB, device=coordinates.device).view(1, 3, 1, 1)
+    tongue_share = _smoothstep((depth - 0.45) / 0.45) * (0.35 + 0.65 * centrality)
+    colour = (throat + tongue_share * (tongue - throat) + 1) / 2
+    shade = (0.55 + 0.45 * _smoothstep(centrality * 1.5)) * (0.6 + 0.4 * _smoothstep(depth / 0.35))
+    return colour * shade * 2 - 1
+
+
+def _fill_mouth(warped, images, tracked, new, memory: MouthMemory, in_mouth) -> tuple[torch.Tensor, torch.Tensor]:
+    """Paints the inner-mouth pixels of `warped`; returns it and the painted pixels [B,1,H,W].
+    The source is the image's own mouth, or the memory frame whose lip gap is nearer the new
+    one: its upper half of the mouth hangs from the new upper lip and its lower half rises with
+    the new lower lip, each as deep as it is there; what opens between them is the dark cavity."""
     device = warped.device
     batch, _, height, width = warped.shape
     upper_ids, lower_ids = torch.tensor(lips.INNER_UPPER, device=device), torch.tensor(lips.INNER_LOWER, device=device)
@@ -246,9 +344,11 @@ def _fill_mouth(warped, images, tracked, new, memory: MouthMemory, in_mouth) -> 
     height_here = _interpolate(heights[..., None].expand(-1, -1, 2), triangles, fragments.triangle_id,
                                fragments.barycentric)[..., 0]
     darkness = (height_here / CAVITY_SOLID_HEIGHT_PX).clamp(0, 1)[:, None]
-    cavity = torch.tensor(CAVITY_RGB, device=device, dtype=warped.dtype).view(1, 3, 1, 1)
+    cavity = _cavity_colour(_interpolate(_cavity_coordinates(batch, count, device), triangles,
+                                         fragments.triangle_id, fragments.barycentric))
     layer = fragments.triangle_id[:, None]
     fill = torch.where(layer >= first_cavity, fill + darkness * (cavity - fill), fill)
     # Pixels of the closed mesh's mouth that no layer covers (edge rounding, lips that cross)
     # keep the plain warp.
-    return torch.where(in_mouth[:, None] & (layer >= 0), fill, warped)
+    painted = in_mouth[:, None] & (layer >= 0)
+    return torch.where(painted, fill, warped), painted

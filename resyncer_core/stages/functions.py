@@ -33,6 +33,7 @@ from ..face.track import FaceTrack, posed_mesh_in_crop
 from ..models.precision import autocast_for, check_precision
 from ..models.syncformer import blend_windows, window_starts
 from ..render import get_renderer, mesh_overlay
+from .native_warp import NativeSources, resample_native
 from .regions import FrameWindow, affine_in_window, nonzero_box, window_of_crop_box
 
 STYLE_FRAMES = 90          # (paper) T_S, the style reference length
@@ -374,9 +375,12 @@ class PastedRegion:
 
 
 def paste_back(frames, crops: torch.Tensor, crop_affine, masks: torch.Tensor, feather: int = DEFAULT_FEATHER_PX,
-               valid=None) -> tuple[np.ndarray | torch.Tensor, list[PastedRegion | None]]:
+               valid=None, native: NativeSources | None = None) -> tuple[np.ndarray | torch.Tensor, list[PastedRegion | None]]:
     """`blend_crops` that also returns, per frame, the window and weights it pasted with (None
-    for frames left as they were). Frames where `valid` is False are not touched."""
+    for frames left as they were). Frames where `valid` is False are not touched. With
+    `native` (a mesh warp's source maps of these crops), the warp is redone in the frame's own
+    pixels wherever it only moved them (stages.native_warp), so a face larger than the crop
+    keeps its detail."""
     frames_in = _frames_tensor(frames)
     if not (len(frames_in) == len(crops) == len(masks) == len(crop_affine)):
         raise ResyncerInputError(f"blend needs as many crops ({len(crops)}), masks ({len(masks)}) and crop transforms "
@@ -400,6 +404,8 @@ def paste_back(frames, crops: torch.Tensor, crop_affine, masks: torch.Tensor, fe
             continue
         local = affine_in_window(crop_affine[index], window)[None]
         pasted = warp_from_crop(pixels[index:index + 1], local, window.size)[0].permute(1, 2, 0)
+        if native is not None:
+            pasted = resample_native(frames_in[index], pasted, native, index, crop_affine[index], window, local[0])
         # Bilinear for the weights: bicubic ringing would spread them past the mask's edge.
         weight = warp_from_crop(weights[index][None, None], local, window.size, mode="bilinear")[0, 0].clamp(0, 1)
         ys, xs = window.slices()

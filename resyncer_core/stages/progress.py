@@ -41,10 +41,16 @@ class PipelineCallbacks:
     progress: Callable[[str, int, int], None] | None = None
     should_cancel: Callable[[], bool] | None = None
     on_frames: Callable[[Any], None] | None = None
+    # One-line notices of a documented fallback the run took (e.g. a still's default style).
+    notice: Callable[[str], None] | None = None
 
     def report(self, stage: str, done: int, total: int) -> None:
         if self.progress is not None:
             self.progress(stage, done, total)
+
+    def notify(self, line: str) -> None:
+        if self.notice is not None:
+            self.notice(line)
 
     def check_cancel(self) -> None:
         if self.should_cancel is not None and self.should_cancel():

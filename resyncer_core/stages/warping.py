@@ -22,9 +22,10 @@ from ..face.alignment import CROP_SIZE
 from ..face.track import FaceTrack, posed_mesh_in_crop
 from ..models.checkpoint import (TRAINING_CONFIG_KEY, check_checkpoint, marks_random_initialisation,
                                 read_checkpoint_metadata)
-from ..render.mesh_warp import MEMORY_SIZE, MouthMemory, lip_gap, warp_faces
+from ..render.mesh_warp import MEMORY_SIZE, MouthMemory, lip_gap, traced_warp
 from .face_identity import SAME_FACE_SIMILARITY, TargetCrops, best_face_similarity, evenly_spaced, recorded_faces
 from .functions import aligned_crops, select_frames
+from .native_warp import NativeSources
 
 RENDERERS = ("auto", "generator", "warp")
 WARP_BATCH_SIZE = 16
@@ -117,7 +118,8 @@ def mouth_memory(crops: torch.Tensor, track: FaceTrack) -> MouthMemory:
     """The mouth memory of a clip from its aligned crops [T,3,256,256] and track (only tracked
     frames are used)."""
     valid = np.flatnonzero(track.valid)
-    return MouthMemory.from_frames(crops[torch.from_numpy(valid)], tracked_in_crop(select_frames(track, valid)))
+    return MouthMemory.from_frames(crops[torch.from_numpy(valid)],
+                                   tracked_in_crop(select_frames(track, valid))).with_generic_mouth()
 
 
 def warp_crops(warp: MeshWarp, crops: torch.Tensor, track: FaceTrack, meshes, mask_mode: str = "mouth",
@@ -126,6 +128,14 @@ def warp_crops(warp: MeshWarp, crops: torch.Tensor, track: FaceTrack, meshes, ma
     """Warped crops [T,3,256,256] and the warp's masks [T,256,256] for aligned crops (−1..1),
     their track and the new canonical meshes [T,468,3]. Frames without a face pass through.
     Runs in batches on warp.device, calling on_batch(done, total) after each."""
+    return traced_warp_crops(warp, crops, track, meshes, mask_mode, batch_size, on_batch)[:2]
+
+
+def traced_warp_crops(warp: MeshWarp, crops: torch.Tensor, track: FaceTrack, meshes, mask_mode: str = "mouth",
+                      batch_size: int = WARP_BATCH_SIZE, on_batch: Callable[[int, int], None] | None = None
+                      ) -> tuple[torch.Tensor, torch.Tensor, NativeSources]:
+    """warp_crops, with the source maps that let paste_back redo the warp at the frame's own
+    resolution (stages.native_warp)."""
     if not (len(crops) == len(track) == len(meshes)):
         raise ResyncerInputError(f"the warp got {len(crops)} crops, a {len(track)}-frame track and {len(meshes)} meshes; "
                                  "they must be the same frames")
@@ -136,19 +146,23 @@ def warp_crops(warp: MeshWarp, crops: torch.Tensor, track: FaceTrack, meshes, ma
     tracked = tracked_in_crop(track)
     new = posed_mesh_in_crop(torch.as_tensor(meshes, dtype=torch.float32), track.pose, track.crop_affine)
     valid = torch.from_numpy(track.valid)  # frames without a face pass through (mask 0)
-    outputs, masks = [], []
+    outputs, masks, sources, plain = [], [], [], []
     for start in range(0, len(crops), batch_size):
         part = slice(start, start + batch_size)
-        warped, changed = warp_faces(crops[part].to(warp.device, torch.float32), tracked[part].to(warp.device),
-                                     new[part].to(warp.device), memory, mask_mode)
-        outputs.append(warped.to("cpu", torch.float32))
-        masks.append(changed[:, 0].to("cpu", torch.float32))
+        traced = traced_warp(crops[part].to(warp.device, torch.float32), tracked[part].to(warp.device),
+                             new[part].to(warp.device), memory, mask_mode)
+        outputs.append(traced.warped.to("cpu", torch.float32))
+        masks.append(traced.changed[:, 0].to("cpu", torch.float32))
+        sources.append(traced.sources.to("cpu", torch.float32))
+        plain.append(traced.plain.to("cpu", torch.float32))
         if on_batch is not None:
             on_batch(min(start + batch_size, len(crops)), len(crops))
     if not outputs:
-        return crops.clone(), torch.zeros(0, CROP_SIZE, CROP_SIZE)
+        empty = torch.zeros(0, CROP_SIZE, CROP_SIZE)
+        return crops.clone(), empty, NativeSources(torch.zeros(0, CROP_SIZE, CROP_SIZE, 2), empty[:, None])
     masks = torch.cat(masks) * valid.view(-1, 1, 1)
-    return torch.where(masks[:, None] > 0, torch.cat(outputs), crops), masks
+    return (torch.where(masks[:, None] > 0, torch.cat(outputs), crops), masks,
+            NativeSources(torch.cat(sources), torch.cat(plain)))
 
 
 def load_mesh_warp_memory(warp: MeshWarp, read_frames: Callable[[np.ndarray], np.ndarray], track: FaceTrack) -> MeshWarp:
@@ -159,4 +173,4 @@ def load_mesh_warp_memory(warp: MeshWarp, read_frames: Callable[[np.ndarray], np
         return MeshWarp(warp.device, MouthMemory(torch.zeros(0, 3, CROP_SIZE, CROP_SIZE), torch.zeros(0, 468, 2)))
     chosen = select_frames(track, indices)
     crops = aligned_crops(read_frames(indices), chosen)
-    return MeshWarp(warp.device, MouthMemory(crops, tracked_in_crop(chosen)))
+    return MeshWarp(warp.device, MouthMemory(crops, tracked_in_crop(chosen)).with_generic_mouth())

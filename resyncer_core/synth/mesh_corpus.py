@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from ..face import topology
-from ..face.template import INNER_LIP_MIDPOINTS
+from ..face.lips import INNER_LIP_MIDLINE
 from .speech import synthetic_speech
 from .speech_plan import SpeechPlan
 
@@ -26,7 +26,7 @@ def speaking_meshes(plan: SpeechPlan, frames: int, jaw_drop: float = JAW_DROP) -
     template = topology.template_vertices().astype(np.float32)
     opening = plan.envelope(np.arange(frames) / CORPUS_FPS).astype(np.float32)
     heights = template[:, 1]
-    upper_lip, lower_lip = INNER_LIP_MIDPOINTS
+    upper_lip, lower_lip = INNER_LIP_MIDLINE
     mouth_line = (heights[upper_lip] + heights[lower_lip]) / 2
     below = (mouth_line - heights).clip(min=0) / (mouth_line - heights[topology.CHIN])
     weight = np.where(heights < mouth_line, 0.7 + 0.3 * below.clip(max=1), 0.0).astype(np.float32)
