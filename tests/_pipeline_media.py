@@ -34,6 +34,21 @@ def tiny_models(tmp_path_factory) -> Path:
     return folder
 
 
+def two_speaker_dataset(tmp_path_factory) -> Path:
+    """A training dataset with crop video (what stage 2, swap and eval read): two speakers, one
+    0.8 s synthetic clip each, preprocessed once per session."""
+    from resyncer_core.train.preprocess import PreprocessConfig, preprocess_folder
+
+    folder = _session_folder(tmp_path_factory.getbasetemp(), "two_speaker_dataset")
+    data = folder / "data"
+    if not (data / "index.jsonl").is_file():
+        for speaker, seed in (("alice", 0), ("bob", 3)):
+            (folder / "videos" / speaker).mkdir(parents=True, exist_ok=True)
+            (folder / "videos" / speaker / "clip.mp4").symlink_to(talking_clip(tmp_path_factory, 0.8, seed=seed))
+        assert preprocess_folder(folder / "videos", data, PreprocessConfig(min_frames=10)).written == 2
+    return data
+
+
 def talking_clip(tmp_path_factory, seconds: float, seed: int = 0, size=SMALL_SIZE, with_audio: bool = True) -> Path:
     """A synthetic talking-head mp4, written once per session per arguments."""
     folder = _session_folder(tmp_path_factory.getbasetemp(), "clips")

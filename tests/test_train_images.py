@@ -14,11 +14,10 @@ import torch
 from PIL import Image
 from safetensors.torch import load_file
 
-from _pipeline_media import speech_wav, talking_clip, tiny_models
+from _pipeline_media import speech_wav, talking_clip, tiny_models, two_speaker_dataset
 from resyncer_core.cli import main
 from resyncer_core.models.checkpoint import load_checkpoint
 from resyncer_core.stages.face_identity import trained_faces
-from resyncer_core.train.preprocess import PreprocessConfig, preprocess_folder
 
 # Batch 1 and an EMA that follows the weights closely: a few steps must show learning.
 FAST = ["--batch-size", "1", "--log-every", "1", "--validation-clips", "0", "--lr", "2e-3", "--ema-decay", "0.5"]
@@ -26,15 +25,7 @@ FAST = ["--batch-size", "1", "--log-every", "1", "--validation-clips", "0", "--l
 
 @pytest.fixture(scope="module")
 def image_data(tmp_path_factory):
-    """Two speakers (folders), one 0.8 s synthetic clip each, preprocessed with crops."""
-    videos = tmp_path_factory.mktemp("image_videos")
-    for speaker, seed in (("alice", 0), ("bob", 3)):
-        (videos / speaker).mkdir()
-        (videos / speaker / "clip.mp4").symlink_to(talking_clip(tmp_path_factory, 0.8, seed=seed))
-    data = tmp_path_factory.mktemp("image_data") / "data"
-    summary = preprocess_folder(videos, data, PreprocessConfig(min_frames=10))
-    assert summary.written == 2
-    return data
+    return two_speaker_dataset(tmp_path_factory)
 
 
 @pytest.fixture(scope="module")

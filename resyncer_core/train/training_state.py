@@ -12,7 +12,8 @@ One checkpoint is a folder RUN/checkpoints/step-NNNNNNNN/ holding
 
 The folder is written under a hidden temporary name and renamed into place only when complete
 (os.replace of a folder is atomic), so an interrupted save leaves no checkpoint that looks
-finished; older checkpoints beyond `keep` are removed afterwards. Saving is collective: every
+finished (a killed save's partial folder is removed by the next save); older checkpoints
+beyond `keep` are removed afterwards. Saving is collective: every
 rank calls save_training_state (the RNG states are gathered), only rank 0 writes.
 """
 
@@ -41,6 +42,7 @@ from .distributed import DistributedContext
 FORMAT_VERSION = 1
 CHECKPOINTS_FOLDER = "checkpoints"
 _STEP_FOLDER = re.compile(r"^step-(\d{8})$")
+_UNFINISHED_FOLDER = re.compile(r"^\.step-\d{8}\.[0-9a-f]+\.partial$")
 _WEIGHTS, _OPTIMIZER, _RNG, _STATE = "weights.safetensors", "optimizer.safetensors", "rng.safetensors", "state.json"
 
 
@@ -176,6 +178,7 @@ def save_training_state(run_dir: str | os.PathLike, step: int, modules: dict[str
         return None
     final = checkpoint_folder(run_dir, step)
     final.parent.mkdir(parents=True, exist_ok=True)
+    _remove_unfinished_saves(final.parent)
     temporary = final.with_name(f".{final.name}.{secrets.token_hex(4)}.partial")
     temporary.mkdir()
     try:
@@ -202,6 +205,14 @@ def save_training_state(run_dir: str | os.PathLike, step: int, modules: dict[str
     _remove_old_checkpoints(final.parent, keep)
     context.barrier()
     return final
+
+
+def _remove_unfinished_saves(folder: Path) -> None:
+    """Deletes the partial folders of saves that never finished: a process killed by SIGKILL
+    (or a power cut) runs no cleanup of its own."""
+    for path in folder.iterdir():
+        if _UNFINISHED_FOLDER.match(path.name):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def _remove_old_checkpoints(folder: Path, keep: int) -> None:
