@@ -19,12 +19,15 @@ from .common import (
 )
 from .generator import KIND as GENERATOR_KIND
 from .generator import crop_inputs, mask_input
+from .mesh_warp import LOG
 from .track_face import _tracker
 
 
 class ReSyncerFaceIdentity:
-    DESCRIPTION = ("The source identity of a face swap: the aligned crop I' of its most frontal tracked frame and its "
-                   "template M̄' (neutral mesh: the most closed-mouth frames). Give one photo or a short clip of the source person.")
+    DESCRIPTION = ("The source identity of a face swap: the aligned crop I' of its most frontal tracked frame, its "
+                   "template M̄' (neutral mesh: the most closed-mouth frames) and its texture for the training-free "
+                   "swap (the most frontal frame and one per head-turn). Give one photo or a short clip of the source "
+                   "person.")
     CATEGORY = category("face swap")
     RETURN_TYPES = (IDENTITY,)
     RETURN_NAMES = ("identity",)
@@ -45,21 +48,19 @@ class ReSyncerFaceIdentity:
 
     def identify(self, images, face_track=None, fps=25.0):
         from resyncer_core.errors import ResyncerInputError
-        from resyncer_core.stages.functions import (
-            choose_identity_frame,
-            identity_from_frames,
-            identity_from_track,
-        )
+        from resyncer_core.stages.functions import choose_identity_frame, identity_from_track
+        from resyncer_core.stages.identity_transfer import identity_texture
 
         frames = images[..., :3]
         if face_track is not None:
             if len(face_track) != len(frames):
                 raise ResyncerInputError(f"the identity track has {len(face_track)} frames but {len(frames)} images "
                                          "were given; connect the track of these images")
-            index = choose_identity_frame(face_track)
-            identity = identity_from_track(face_track, frames[index:index + 1], index)
         else:
-            identity = identity_from_frames(_tracker(adapter.torch_device("auto")), frames, fps)
+            face_track = _tracker(adapter.torch_device("auto")).track(frames, fps)
+        index = choose_identity_frame(face_track)
+        identity = identity_from_track(face_track, frames[index:index + 1], index)
+        identity.texture = identity_texture(frames.cpu().numpy(), face_track)
         preview = adapter.save_preview(crops_to_image(identity.frame), "ReSyncer_identity")
         return {"ui": {"images": preview}, "result": (identity,)}
 
@@ -108,7 +109,10 @@ class ReSyncerFaceSwapInject:
         crops = crop_inputs(overlaid_crops=overlaid_crops, reference_crops=reference_crops)
         reason = warp_reason(Path(handle.source), swap=True)
         warning = None
-        if reason is not None:  # the warp moves the target's own face into the swapped face's shape
+        if reason is not None and identity.texture is not None and face_track is not None and meshes is not None:
+            return _transferred(reason, identity, crops["reference_crops"], face_track, meshes, batch_size,
+                                handle.torch_device(), unique_id)
+        if reason is not None:  # no identity texture (an older Face Identity): the target's face in the new shape
             warped, warning = warp_in_place_of_generator(reason, reference_crops, face_track, meshes, "face",
                                                          batch_size, handle.torch_device(), unique_id)
             if warped is not None:
@@ -120,6 +124,19 @@ class ReSyncerFaceSwapInject:
             generated = swap_crops(handle.model, crops["overlaid_crops"], identity.frame, crops["reference_crops"],
                                    batch_size, mask=masks, on_batch=interrupt_callback(progress), precision=precision)
         return with_node_info((crops_to_image(generated),), warning=warning, renderer="generator")
+
+
+def _transferred(reason: str, identity, crops, face_track, meshes, batch_size: int, device, unique_id) -> dict:
+    """Face Swap Inject's return value when its generator was not trained for swap: the identity
+    transferred onto the target crops by the mesh warp (stages.identity_transfer)."""
+    from resyncer_core.stages.identity_transfer import IdentityWarp, transfer_identity
+
+    warning = f"{reason}: identity transferred by the mesh warp"
+    LOG.warning("ReSyncer: %s", warning)
+    progress = adapter.Progress(len(crops), unique_id)
+    swapped, _, _ = transfer_identity(IdentityWarp(device, identity.texture), crops, face_track, meshes, batch_size,
+                                      interrupt_callback(progress))
+    return with_node_info((crops_to_image(swapped),), warning=warning, renderer="mesh warp")
 
 
 NODE_CLASSES = {

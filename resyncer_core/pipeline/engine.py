@@ -35,6 +35,7 @@ from ..stages.functions import (
     select_frames,
     swap_crops,
 )
+from ..stages.identity_transfer import IdentityWarp, transfer_identity
 from ..stages.progress import RENDERER_STAGES, STAGES, PipelineCallbacks, StageClock
 from ..stages.warping import MeshWarp, load_mesh_warp_memory, traced_warp_crops
 from ..video import VideoWriter
@@ -137,7 +138,13 @@ def _render_chunk(job: RenderJob, frames: np.ndarray, track: FaceTrack, meshes: 
         callbacks.check_cancel()
 
     native = None
-    if isinstance(generator, MeshWarp):
+    if isinstance(generator, IdentityWarp):
+        with clock.measure("render"):
+            crops = aligned_crops(face_frames, face_track)
+        with clock.measure("warp"):
+            generated, masks, native = transfer_identity(generator, crops, face_track, meshes[faces],
+                                                         options.batch_size, after_batch)
+    elif isinstance(generator, MeshWarp):
         with clock.measure("render"):
             crops = aligned_crops(face_frames, face_track)
         with clock.measure("warp"):
@@ -231,7 +238,7 @@ def render_video(job: RenderJob, generator, output: str | os.PathLike, options: 
     clock = clock or StageClock()
     # The rasteriser runs where the generator does (nvdiffrast needs CUDA); its image comes back
     # to the CPU, where the overlays are built next to the decoded frames.
-    warping = isinstance(generator, MeshWarp)
+    warping = isinstance(generator, (MeshWarp, IdentityWarp))
     renderer = None if warping else get_renderer(options.renderer, next(generator.parameters()).device)
     height, width = job.track.frame_size
     total = len(job.source_indices)
@@ -239,7 +246,7 @@ def render_video(job: RenderJob, generator, output: str | os.PathLike, options: 
     with FrameSource(job.video_path) as source, VideoWriter(output, job.frame_rate, (height, width), audio=job.audio,
                                                             crf=options.crf, preset=options.x264_preset) as writer, \
             _EncoderThread(writer) as encoder:
-        if warping and generator.memory is None:
+        if isinstance(generator, MeshWarp) and generator.memory is None:
             with clock.measure("warp"):  # a few frames decoded once: the clip's mouth at its openings
                 generator = load_mesh_warp_memory(generator, source.read_each, job.track)
         for start in range(0, total, options.chunk_size):

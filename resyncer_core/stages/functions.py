@@ -20,6 +20,7 @@ import math
 from collections.abc import Callable
 from dataclasses import dataclass
 from fractions import Fraction
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
@@ -35,6 +36,9 @@ from ..models.syncformer import blend_windows, window_starts
 from ..render import get_renderer, mesh_overlay
 from .native_warp import NativeSources, resample_native
 from .regions import FrameWindow, affine_in_window, nonzero_box, window_of_crop_box
+
+if TYPE_CHECKING:  # identity_transfer builds on these functions
+    from .identity_transfer import IdentityTexture
 
 STYLE_FRAMES = 90          # (paper) T_S, the style reference length
 # Measured (benchmarks/speed_report.py, small preset, CPU, tuned allocator): batch 8 costs about
@@ -432,10 +436,12 @@ def blend_crops(frames, crops: torch.Tensor, track: FaceTrack, masks: torch.Tens
 
 @dataclass
 class FaceIdentity:
-    """A swap identity: I' (its aligned crop, [1,3,256,256] in -1..1) and its template M̄' [468,3]."""
+    """A swap identity: I' (its aligned crop, [1,3,256,256] in -1..1), its template M̄' [468,3]
+    and, for the training-free swap, its texture (stages.identity_transfer)."""
 
     frame: torch.Tensor
     template: np.ndarray
+    texture: IdentityTexture | None = None
 
 
 def choose_identity_frame(track: FaceTrack) -> int:

@@ -38,7 +38,8 @@ class SourceImages:
     bias: torch.Tensor
 
     def select(self, indices) -> SourceImages:
-        return SourceImages(self.pictures, self.crop_affine, self.picks[indices], self.gain[indices], self.bias[indices])
+        return SourceImages(self.pictures, self.crop_affine, self.picks[indices], self.gain[indices],
+                            self.bias[indices])
 
 
 @dataclass(eq=False)
@@ -85,7 +86,8 @@ def resample_native(frame: torch.Tensor, pasted: torch.Tensor, native: NativeSou
     picture, scale, white = frame, 1.0, 255.0 if frame.dtype == torch.uint8 else 1.0
     if native.images is not None:  # the identity's uint8 picture, brought to the frame's value scale
         pick = int(native.images.picks[index])
-        picture, crop_affine, scale = torch.from_numpy(native.images.pictures[pick]), native.images.crop_affine[pick], white / 255.0
+        picture, crop_affine = torch.from_numpy(native.images.pictures[pick]), native.images.crop_affine[pick]
+        scale = white / 255.0
     to_frame = invert_affine(torch.as_tensor(crop_affine, dtype=torch.float64)[None])[0].to(torch.float32)
     source_in_frame = source_in_crop @ to_frame[:, :2].T + to_frame[:, 2]
     image = picture.permute(2, 0, 1)[None].to(torch.float32) * scale
@@ -98,5 +100,4 @@ def resample_native(frame: torch.Tensor, pasted: torch.Tensor, native: NativeSou
 
 def _colour_transferred(pixels: torch.Tensor, gain: torch.Tensor, bias: torch.Tensor, white: float) -> torch.Tensor:
     """pixels [h,w,3] (0..white) under the colour transfer value ↦ gain·value + bias of −1..1 values."""
-    offset = (bias + 1 - gain) * (white / 2)
-    return pixels * gain.to(pixels) + offset.to(pixels)
+    return pixels * gain.to(pixels) + (bias.to(pixels) + 1 - gain.to(pixels)) * (white / 2)

@@ -15,7 +15,8 @@ from ..face.track import FaceTrack
 from ..face.tracker import DEFAULT_SMOOTHING
 from ..video import VideoInfo, iter_frames, probe_video
 from .frame_source import FrameSource
-from .functions import FaceIdentity, choose_identity_frame, identity_from_track
+from .functions import FaceIdentity, choose_identity_frame, identity_from_track, select_frames
+from .identity_transfer import identity_texture, identity_views
 from .progress import PipelineCallbacks, StageClock, monitored_batches
 
 # The tracker's working memory grows with the chunk (720p: 32 frames peak ~190 MB higher than 8).
@@ -64,16 +65,23 @@ def identity_from_file(tracker, path: str | os.PathLike, clock: StageClock | Non
                        callbacks: PipelineCallbacks | None = None) -> FaceIdentity:
     """The swap identity in an image or a video file: the template is the neutral mesh
     over its tracked frames (of a video, the first IDENTITY_SEARCH_SECONDS), I' the crop of
-    its most frontal frame."""
+    its most frontal frame, the texture its most frontal frame and one per head-turn bin."""
     path = existing_file(path, "identity file", if_missing="give a face image or video",
                          if_folder="give one face image or video from it")
     image = _read_image(path)
     if image is not None:
-        return identity_from_track(require_a_face(tracker.track(image[None]), f"identity image {path}"), image[None], 0)
+        track = require_a_face(tracker.track(image[None]), f"identity image {path}")
+        identity = identity_from_track(track, image[None], 0)
+        identity.texture = identity_texture(image[None], track)
+        return identity
     info = probe_video(path)
     track = require_a_face(track_video(tracker, path, round(IDENTITY_SEARCH_SECONDS * info.fps), clock=clock,
                                        callbacks=callbacks, info=info), f"identity video {path}")
     index = choose_identity_frame(track)
+    views = identity_views(track)
     with FrameSource(path) as source:
         frame = source.read(index, index + 1)
-    return identity_from_track(track, frame, index)
+        pictures = source.read_each(views)
+    identity = identity_from_track(track, frame, index)
+    identity.texture = identity_texture(pictures, select_frames(track, views), np.arange(len(views)))
+    return identity

@@ -52,7 +52,8 @@ def choose_renderer(choice: str, generator_path: Path | None, log: Callable[[str
     if reason is None:
         return "generator"
     if log is not None:
-        log(f"{reason}: rendering with the training-free mesh warp (--renderer generator to force the generator)")
+        what = "identity transferred by the mesh warp" if swap else "rendering with the training-free mesh warp"
+        log(f"{reason}: {what} (--renderer generator to force the generator)")
     return "warp"
 
 
