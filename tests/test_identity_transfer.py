@@ -84,10 +84,18 @@ def test_eyes_follow_the_target_and_the_mouth_the_audio():
 
 
 def test_a_video_identity_keeps_the_frontal_view_and_one_per_head_turn(swapped):
+    from dataclasses import replace
+
     from resyncer_core.stages.functions import select_frames
 
     track = select_frames(swapped["identity_track"], [0, 0, 0])
     assert list(identity_views(track)) == [0]  # the same pose three times: one view
+    yaws = np.radians([3.0, 0.5, 14.0, 13.0, -20.0, 26.0])
+    turns = np.stack([[[np.cos(a), 0, np.sin(a)], [0, 1, 0], [-np.sin(a), 0, np.cos(a)]] for a in yaws])
+    track = select_frames(swapped["identity_track"], [0] * len(yaws))
+    track = replace(track, pose=replace(track.pose, rotation=turns.astype(np.float32)))
+    # The most frontal (0.5°), the best of the 12° bin (13°), of the −24° bin (−20°) and the 24° bin (26°).
+    assert list(identity_views(track)) == [1, 3, 4, 5]
 
 
 def test_face_swap_inject_node_transfers_the_identity(swapped, monkeypatch, tmp_path):
