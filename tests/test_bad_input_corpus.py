@@ -365,7 +365,11 @@ def warm(media, tmp_path_factory):
     tmp = tmp_path_factory.mktemp("warm")
     FaceTracker().track(np.zeros((1, 64, 64, 3), np.uint8))
     main(_lipsync(tmp, media, video=tmp / "missing.mp4"))
+    main(_lipsync(tmp, media, None, None, None, "--style-from", str(media.faceless)))  # loads the models first
     main(_workflow(tmp, media, f"Target video.video={tmp / 'missing.mp4'}"))
+    for stage in ("stage1", "stage2", "swap"):
+        main(_train(tmp, media, stage, data=tmp / "missing"))
+    main(_eval(tmp, media, data=tmp / "missing"))
 
 
 @pytest.mark.parametrize("make", [case for _, case in BAD_INPUTS], ids=[name for name, _ in BAD_INPUTS])
