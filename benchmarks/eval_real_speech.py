@@ -7,8 +7,9 @@ never trained on). Reference ΔM: their transcripts force-aligned by pocketsphin
 timings are stored in benchmarks/data/librivox_alignments.json; `--align` recomputes them and
 needs pip `pocketsphinx`) through the same viseme rig the synthetic corpus uses, with the
 rig's reference speaking style. Style reference of every model (--style): `sentence` (default),
-the rig's ΔM of a fixed sentence (STYLE_PHONES) in the reference style, so no TTS is needed
-here; or `other-clips`, the first 90 reference frames of the reader's other clips (the
+the rig's ΔM of a fixed sentence (mouth.style.style_sentence_phones) in the reference style, so
+no TTS is needed here; `preset-NAME`, a shipped style preset (what a still photo gets); or
+`other-clips`, the first 90 reference frames of the reader's other clips (the
 evaluated clip left out), as inference takes the style from the same person's own footage.
 
 Rows: each --syncformer file (its audio encoder is the one its metadata records, else mel), a
@@ -17,7 +18,8 @@ randomly initialised SyncFormer of the first file's configuration, an energy →
 Columns: lip vertex error (max over the 40 lip vertices, canonical units ≈ cm), Pearson
 correlation of predicted vs reference lip aperture (mean over clips), the lag in frames that
 maximises it (> 0: the prediction is late), and the mean predicted aperture on bilabial
-(P B M), open-vowel (AA AE AH AO AW AY) and silence frames.
+(P B M), open-vowel (AA AE AH AO AW AY) and silence frames; then the viewer's measure, the
+same differences in inter-ocular distances (open vowel − P/B/M, open vowel − silence).
 Style check (each SyncFormer): the same audio with style references from a subdued
 (amplitude 0.6) and an exaggerated (1.4) synthetic speaker; the output's mean aperture
 should follow that order.
@@ -43,6 +45,8 @@ from resyncer_core.models.presets import preset_config
 from resyncer_core.models.syncformer import StyleSyncFormer
 from resyncer_core.stages.functions import compute_audio_features, predict_meshes
 from resyncer_core.stages.model_files import trained_audio_encoder_spec
+from resyncer_core.face.lips import aperture_iod
+from resyncer_core.mouth.style import STYLE_PRESETS, preset_style_reference, style_sentence_phones
 from resyncer_core.mouth.viseme_rig import RIG_FPS, SpeakingStyle, VisemeRig
 
 LIBRIVOX = Path("/usr/share/pocketsphinx/test/data/librivox")
@@ -52,25 +56,9 @@ BILABIALS = {"P", "B", "M"}
 OPEN_VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY"}
 SILENCES = {"SIL"}
 STYLE_AMPLITUDES = (0.6, 1.4)
-STYLE_SOURCES = ("sentence", "other-clips")
+STYLE_SOURCES = ("sentence", "other-clips", *(f"preset-{name}" for name in STYLE_PRESETS))
 STYLE_FRAMES = 90  # (paper) T_S
 STYLE_ORDER_MARGIN = 0.02  # canonical units (0.2 mm): smaller differences do not count as ordered
-# "The quick brown fox jumps over the lazy dog, my mama said." in ARPAbet with plain durations
-# (consonants 70 ms, vowels 140 ms): a style reference that covers closures, open and round vowels.
-_STYLE_WORDS = "DH AH K W IH K B R AW N F AA K S JH AH M P S OW V ER DH AH L EY Z IY D AO G _ M AY M AA M AH S EH D"
-_VOWELS = {"AA", "AE", "AH", "AO", "AW", "AY", "EH", "ER", "EY", "IH", "IY", "OW", "OY", "UH", "UW"}
-
-
-def style_phones() -> list[tuple[str, float, float]]:
-    """The fixed style sentence as phone timings, with 0.3 s of silence around it."""
-    timings, time = [("SIL", 0.0, 0.3)], 0.3
-    for phone in _STYLE_WORDS.split():
-        length = 0.2 if phone == "_" else 0.14 if phone in _VOWELS else 0.07
-        timings.append(("SIL" if phone == "_" else phone, time, time + length))
-        time += length
-    return timings + [("SIL", time, time + 0.3)]
-
-
 @dataclass
 class EvalClip:
     name: str
@@ -143,9 +131,15 @@ def score(name: str, predictions: list[torch.Tensor], clips: list[EvalClip], res
     labels = np.concatenate([frame_labels(c) for c in clips])
     classes = {"bilabial": BILABIALS, "open_vowel": OPEN_VOWELS, "silence": SILENCES}
     means = {k: float(apertures[np.isin(labels, list(v))].mean()) for k, v in classes.items()}
+    # The viewer's measure (DESIGN §10): the same apertures in inter-ocular distances.
+    in_iod = np.concatenate([aperture_iod((rest + p).numpy()) for p in predictions])
+    iod = {k: float(in_iod[np.isin(labels, list(v))].mean()) for k, v in classes.items()}
     return {"model": name, "lve": lve, "aperture_r": mean_by_lag[0], "best_lag": best_lag,
             "best_lag_r": finite.get(best_lag, float("nan")) if best_lag is not None else float("nan"),
-            **{f"aperture_{k}": v for k, v in means.items()}}
+            "r_within_one_frame": max(mean_by_lag[lag] for lag in (-1, 0, 1)),
+            **{f"aperture_{k}": v for k, v in means.items()}, **{f"iod_{k}": v for k, v in iod.items()},
+            "iod_open_minus_bilabial": iod["open_vowel"] - iod["bilabial"],
+            "iod_open_minus_silence": iod["open_vowel"] - iod["silence"]}
 
 
 def energy_jaw_predictions(clips: list[EvalClip], rig: VisemeRig) -> list[torch.Tensor]:
@@ -201,7 +195,9 @@ def evaluate(syncformers: list[Path], folder: Path, alignments: dict[str, list],
     rest = rig.rest
     clips = load_clips(folder, alignments, rig)
     if style == "sentence":
-        styles = [rig(style_phones(), style=SpeakingStyle())] * len(clips)
+        styles = [rig(style_sentence_phones(), style=SpeakingStyle())] * len(clips)
+    elif style.startswith("preset-"):
+        styles = [preset_style_reference(style.removeprefix("preset-"), STYLE_FRAMES)] * len(clips)
     else:
         styles = other_clip_styles(clips)
     models = [(f"{path.parent.name}/{path.name}", *load_model(path)) for path in syncformers]
@@ -219,7 +215,7 @@ def evaluate(syncformers: list[Path], folder: Path, alignments: dict[str, list],
                      "audio_encoder": spec})
         amplitudes = []
         for amplitude in STYLE_AMPLITUDES:
-            speaker = rig(style_phones(), style=SpeakingStyle(amplitude=amplitude))
+            speaker = rig(style_sentence_phones(), style=SpeakingStyle(amplitude=amplitude))
             outputs = model_predictions(model, encoder, clips, [speaker] * len(clips), rest)
             amplitudes.append(float(np.mean([lips.lip_aperture(rest + p).mean() for p in outputs])))
         style_checks.append({"model": name, "mean_aperture": dict(zip(map(str, STYLE_AMPLITUDES), amplitudes)),
@@ -232,13 +228,14 @@ def evaluate(syncformers: list[Path], folder: Path, alignments: dict[str, list],
 
 
 def markdown(result: dict) -> str:
-    header = ("| model | LVE ↓ | aperture r ↑ | best lag (r) | aperture bilabial / open vowel / silence |\n"
-              "|---|---|---|---|---|")
+    header = ("| model | LVE ↓ | aperture r ↑ | best lag (r) | aperture bilabial / open vowel / silence | "
+              "IOD open − P/B/M, open − silence |\n|---|---|---|---|---|---|")
     lines = [header]
     for row in [*result["rows"], result["reference"]]:
         lag = "–" if row["best_lag"] is None else f"{row['best_lag']:+d} ({row['best_lag_r']:.2f})"
         lines.append(f"| {row['model']} | {row['lve']:.3f} | {row['aperture_r']:.3f} | {lag} | "
-                     f"{row['aperture_bilabial']:.2f} / {row['aperture_open_vowel']:.2f} / {row['aperture_silence']:.2f} |")
+                     f"{row['aperture_bilabial']:.2f} / {row['aperture_open_vowel']:.2f} / {row['aperture_silence']:.2f} | "
+                     f"{row['iod_open_minus_bilabial']:.3f}, {row['iod_open_minus_silence']:.3f} |")
     lines.append("")
     for check in result["style_check"]:
         values = ", ".join(f"amplitude {k}: {v:.3f}" for k, v in check["mean_aperture"].items())
@@ -270,8 +267,7 @@ def main(argv: list[str] | None = None) -> int:
     except ResyncerInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2
-    print(f"{len(result['clips'])} LibriVox clips, {result['seconds']:.1f} s of real speech, style from "
-          f"{'the fixed sentence' if args.style == 'sentence' else 'the other clips'}\n")
+    print(f"{len(result['clips'])} LibriVox clips, {result['seconds']:.1f} s of real speech, style: {args.style}\n")
     print(markdown(result))
     if args.json:
         args.json.write_text(json.dumps(result, indent=1) + "\n")

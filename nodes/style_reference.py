@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from .common import AUDIO_FEATURES, FACE_TRACK, MAX_FRAMES, STYLE, category
+from .common import AUDIO_FEATURES, FACE_TRACK, MAX_FRAMES, STYLE, category, with_node_info
 
 STYLE_FRAMES = 90  # (paper) T_S; equals resyncer_core.stages.functions.STYLE_FRAMES
 
@@ -50,6 +50,7 @@ class ReSyncerStyleReference:
 
     def reference(self, face_track, start=-1, length=STYLE_FRAMES, audio_features=None):
         from resyncer_core.errors import ResyncerInputError
+        from resyncer_core.mouth.style import DEFAULT_STYLE_PRESET, MIN_STYLE_MOTION_IOD, style_motion_iod
         from resyncer_core.stages.functions import (
             choose_style_window,
             style_reference_from_track,
@@ -57,6 +58,11 @@ class ReSyncerStyleReference:
 
         first = choose_style_window(face_track, length) if start < 0 else int(start)
         delta = style_reference_from_track(face_track, first, length)
+        motion = style_motion_iod(face_track.template, delta)
+        if motion < MIN_STYLE_MOTION_IOD and audio_features is None:
+            warning = (f"this clip shows no speech motion to take a style from (lip spread {motion:.3f} < "
+                       f"{MIN_STYLE_MOTION_IOD} IOD): speaking in the shipped '{DEFAULT_STYLE_PRESET}' style")
+            return with_node_info(preset_style(DEFAULT_STYLE_PRESET, length), warning=warning)
         audio = None
         if audio_features is not None:
             features = audio_features.features
@@ -68,6 +74,36 @@ class ReSyncerStyleReference:
         return (StyleReference(delta, audio, first, face_track.fps),)
 
 
+def preset_style(name: str, length: int = STYLE_FRAMES) -> tuple[StyleReference]:
+    from resyncer_core.mouth.style import preset_style_reference
+    from resyncer_core.mouth.viseme_rig import RIG_FPS
+
+    return (StyleReference(preset_style_reference(name, length), None, 0, RIG_FPS),)
+
+
+class ReSyncerStylePreset:
+    DESCRIPTION = ("A shipped speaking style (subdued, natural, expressive) in place of a tracked clip's: for "
+                   "photos and for videos in which the person does not speak.")
+    CATEGORY = category("syncformer")
+    RETURN_TYPES = (STYLE,)
+    RETURN_NAMES = ("style",)
+    FUNCTION = "preset"
+
+    @classmethod
+    def INPUT_TYPES(cls):
+        from resyncer_core.mouth.style import DEFAULT_STYLE_PRESET, STYLE_PRESETS
+
+        names = sorted(STYLE_PRESETS, key=lambda name: STYLE_PRESETS[name].amplitude)
+        return {"required": {"preset": (names, {"default": DEFAULT_STYLE_PRESET,
+                                                "tooltip": "How far the mouth moves: subdued, natural or expressive."})}}
+
+    def preset(self, preset):
+        from resyncer_core.mouth.style import check_style_preset
+
+        return preset_style(check_style_preset(preset))
+
+
 NODE_CLASSES = {
     "ReSyncerStyleReference": (ReSyncerStyleReference, "Style Reference"),
+    "ReSyncerStylePreset": (ReSyncerStylePreset, "Style Preset"),
 }

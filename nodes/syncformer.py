@@ -69,12 +69,16 @@ class ReSyncerSyncFormer:
             "optional": {
                 "identity": (IDENTITY, {"tooltip": "Face swap: use this identity's template instead of the "
                                         "track's (the source face shape)."}),
+                "strength": ("FLOAT", {"default": 1.0, "min": 0.0, "max": 3.0, "step": 0.05,
+                                       "tooltip": "Scales the predicted mouth motion: 1 is the model's own, 0 a still "
+                                                  "mouth, above 1 livelier."}),
             },
             "hidden": {"unique_id": "UNIQUE_ID"},
         }
 
-    def predict(self, syncformer, audio_features, style, face_track, identity=None, unique_id=None):
+    def predict(self, syncformer, audio_features, style, face_track, identity=None, strength=1.0, unique_id=None):
         from resyncer_core.errors import ResyncerInputError
+        from resyncer_core.mouth.style import closed_neutral, with_strength
         from resyncer_core.stages.functions import predict_meshes
 
         handle = require_handle(syncformer, KIND, "syncformer")
@@ -87,7 +91,8 @@ class ReSyncerSyncFormer:
         if model.uses_style_audio and style.audio is None:
             raise ResyncerInputError("this Style-SyncFormer is audio-aware: connect the reference clip's audio "
                                      "features to Style Reference's audio_features input")
-        template = identity.template if identity is not None else face_track.template
+        # The mouth is drawn on the closed neutral, so silence and P/B/M close a smiling face's lips.
+        template = closed_neutral(identity.template if identity is not None else face_track.template)
         adapter.check_interrupt()
         progress = adapter.Progress(1, unique_id)
         with adapter.on_device(model, device=handle.torch_device()):
@@ -97,7 +102,7 @@ class ReSyncerSyncFormer:
                                     on_window=interrupt_callback(progress), features_fps=audio_features.fps,
                                     style_fps=style.fps, fps=audio_features.fps,
                                     frame_count=len(features))
-        return (meshes,)
+        return (with_strength(meshes, template, strength),)
 
 
 NODE_CLASSES = {

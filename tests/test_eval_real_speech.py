@@ -31,7 +31,7 @@ def test_lagged_correlation_finds_a_known_delay(evaluation):
 
 
 def test_style_sentence_covers_closures_and_open_vowels(evaluation):
-    phones = evaluation.style_phones()
+    phones = evaluation.style_sentence_phones()
     names = {p for p, _, _ in phones}
     assert {"M", "P", "B", "AA", "IY", "UW"} - names == {"UW"}  # no UW in the sentence, but OW/AW round
     assert phones[-1][2] * 25 >= 90  # at least T_S = 90 frames

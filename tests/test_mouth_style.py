@@ -124,3 +124,20 @@ def test_the_closed_neutral_closes_parted_lips_and_keeps_closed_ones(still_track
     assert before > 0.08 and after < 0.01
     closed = closed_neutral(still_track.template)
     assert np.abs(closed_neutral(closed) - closed).max() < 1e-3
+
+
+def test_nodes_style_preset_still_fallback_and_strength(still_track):
+    from comfy_stubs.harness import load_pack_as_comfyui
+
+    classes = load_pack_as_comfyui().NODE_CLASS_MAPPINGS
+    (preset,) = classes["ReSyncerStylePreset"]().preset("expressive")
+    assert torch.equal(preset.delta, preset_style_reference("expressive", 90)) and preset.fps == 25
+    assert "ReSyncerStylePreset" in load_pack_as_comfyui().NODE_DISPLAY_NAME_MAPPINGS
+
+    fallback = classes["ReSyncerStyleReference"]().reference(still_track)
+    assert "no speech motion" in fallback["ui"]["resyncer"][0]["warning"]
+    assert torch.equal(fallback["result"][0].delta, preset_style_reference(DEFAULT_STYLE_PRESET, 90))
+    (own,) = classes["ReSyncerStyleReference"]().reference(talking(still_track))
+    assert style_motion_iod(still_track.template, own.delta) >= MIN_STYLE_MOTION_IOD
+
+    assert "strength" in classes["ReSyncerSyncFormer"].INPUT_TYPES()["optional"]

@@ -28,7 +28,7 @@ CORE_NODE_IDS = {"LoadAudio", "SaveAudio", "PreviewAudio", "LoadVideo", "SaveVid
 # DESIGN §5 rows, plus the headless I/O nodes.
 EXPECTED = {
     "ReSyncerLoadWav2Vec2": "Load Audio Encoder", "ReSyncerAudioFeatures": "Audio Features",
-    "ReSyncerTrackFace": "Track Face", "ReSyncerStyleReference": "Style Reference",
+    "ReSyncerTrackFace": "Track Face", "ReSyncerStyleReference": "Style Reference", "ReSyncerStylePreset": "Style Preset",
     "ReSyncerLoadSyncFormer": "Load Style-SyncFormer", "ReSyncerSyncFormer": "Style-SyncFormer",
     "ReSyncerMeshesFromVideo": "Meshes From Video", "ReSyncerMeshOverlay": "Mesh Overlay",
     "ReSyncerLoadGenerator": "Load ReSync Generator", "ReSyncerGenerator": "ReSync Generator",

@@ -82,6 +82,12 @@ def closed_neutral(template: np.ndarray | torch.Tensor) -> np.ndarray:
     return ArticulationRig(template).rest.numpy()
 
 
+def with_strength(meshes: torch.Tensor, closed_template: torch.Tensor, strength: float) -> torch.Tensor:
+    """Meshes [T,468,3] whose motion from `closed_template` [468,3] is scaled by `strength`."""
+    closed_template = torch.as_tensor(closed_template, dtype=meshes.dtype)
+    return closed_template + check_strength(strength) * (meshes - closed_template)
+
+
 def check_strength(strength: float) -> float:
     if not 0.0 <= strength <= 3.0:
         raise ResyncerInputError(f"mouth-motion strength {strength:g} is out of range; use 0 (still) … 3 (1 is the model's own)")

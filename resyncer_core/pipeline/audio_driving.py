@@ -27,6 +27,7 @@ from ..mouth.style import (
     closed_neutral,
     preset_style_reference,
     style_motion_iod,
+    with_strength,
 )
 from ..stages.functions import compute_audio_features, frames_at_rate, predict_meshes, style_reference_at_rate
 from ..stages.model_files import PipelineModels
@@ -89,7 +90,7 @@ def audio_driven_meshes(models: PipelineModels, waveform: np.ndarray, fps: float
         closed = torch.from_numpy(closed_neutral(template))
         meshes = predict_meshes(models.syncformer, features, style, closed, style_audio, after_window,
                                 fps=fps, frame_count=frame_count)
-        return closed + controls.strength * (meshes - closed)
+        return with_strength(meshes, closed, controls.strength)
 
 
 def _style_reference(models: PipelineModels, style_track: FaceTrack, style_video: str | os.PathLike, fps: float,
