@@ -258,6 +258,7 @@ def test_templates_leave_room_for_badges_previews_and_group_titles():
             x, y, w, h = group["bounding"]
             inside = [box for box in boxes if x <= box[0] and box[2] <= x + w and y <= box[1] <= y + h]
             assert inside and all(box[1] >= y + 40 and box[3] <= y + h for box in inside), (flow, group["title"])
-        assert ui["extra"]["ds"]["offset"][0] >= 80
+            assert len(group["title"]) * 11 <= w, (flow, group["title"])  # 20 px type: it fits above the group
+        assert ui["extra"]["ds"]["offset"][0] >= 80 and ui["extra"]["ds"]["offset"][1] >= 100
         info = ui["extra"]["info"]
         assert info["description"] and info["name"] not in info["description"]

@@ -53,24 +53,26 @@ FOLLOW_LARGEST_FACE = {"face": "largest", "face_index": 0}
 GROUP_PADDING = 24
 GROUP_TITLE_BAR = 40  # the group's title at font size 20
 GROUP_TITLE_HEIGHT = GROUP_TITLE_BAR + TITLE_AND_BADGE_HEIGHT + 8
-# Where the first view opens (canvas offset at the saved zoom): clear of the frontend's sidebar.
-FIRST_VIEW = {"scale": 0.7, "offset": [90, 30]}
+# Where the first view opens (canvas offset at the saved zoom): clear of the frontend's sidebar and of
+# the workflow-name and Run bars over the canvas.
+FIRST_VIEW = {"scale": 0.7, "offset": [110, 110]}
 
-# Stages: title, colour. Each column of the layout becomes one group titled by its stages.
+# Stages: title, colour. Each column of the layout becomes one group titled by its stages (short:
+# a title wider than its group runs into the next group's).
 GROUPS = {
     "inputs": ("Inputs", "#3f789e"),
     "models": ("Models", "#444"),
-    "length": ("Video fitted to the speech", "#3f789e"),
-    "audio": ("Speech features", "#8A8"),
-    "style": ("Speaking style", "#8A8"),
-    "meshes": ("Mouth motion (meshes)", "#5a8f5a"),
-    "face": ("Face tracking", "#a1309b"),
-    "overlay": ("New mouth drawn on the face", "#b06634"),
-    "tune": ("Personalize the generator", "#b06634"),
-    "generate": ("Render the face", "#b06634"),
-    "stream": ("Lip-sync, a few frames at a time", "#b06634"),
+    "length": ("Fit to speech", "#3f789e"),
+    "audio": ("Speech", "#8A8"),
+    "style": ("Style", "#8A8"),
+    "meshes": ("Mouth motion", "#5a8f5a"),
+    "face": ("Tracking", "#a1309b"),
+    "overlay": ("Mesh on face", "#b06634"),
+    "tune": ("Personalize", "#b06634"),
+    "generate": ("Render", "#b06634"),
+    "stream": ("Streamed lip-sync", "#b06634"),
     "output": ("Paste back", "#88A"),
-    "save": ("Save the video", "#88A"),
+    "save": ("Save", "#88A"),
 }
 
 
