@@ -156,7 +156,7 @@ class ReSyncerLipSyncStreaming:
                              swap=mode == "swap")
         if reason is None:
             return generator.model, None
-        warning = f"{reason}: drawn with the mesh warp instead"
+        warning = f"{reason}: {'identity transferred by' if mode == 'swap' else 'drawn with'} the mesh warp instead"
         LOG.warning("ReSyncer: %s", warning)
         return MeshWarp(device), warning
 
