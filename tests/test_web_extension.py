@@ -164,7 +164,7 @@ try {
   out.generatorWarning = generatorWidget?.element.querySelector(".resyncer-warning").textContent;
   // Every pack node is badged, Mesh Warp and nodes added later included.
   out.warpBadge = stageBadge({ type: "ReSyncerMeshWarp", id: 99 }).text;
-  out.newNodeBadge = stageBadge({ type: "ReSyncerStylePreset", id: 98 }).text;
+  out.newNodeBadge = stageBadge({ type: "ReSyncerFaceRestore", id: 98 }).text;
   out.redraws = app.dirty;
 } catch (error) {
   out.error = String(error && error.stack || error);
@@ -234,5 +234,5 @@ def test_extension_draws_stage_badges_and_preview_captions(site, tmp_path):
     assert result["generatorCaption"] == "drawn by the mesh warp"
     assert result["generatorWarning"] == ("⚠ generator.safetensors is a random initialisation (untrained): drawn with "
                                           "the mesh warp instead")
-    assert result["warpBadge"] == "warp" and result["newNodeBadge"] == "style preset"
+    assert result["warpBadge"] == "warp" and result["newNodeBadge"] == "face restore"
     assert result["redraws"] > 0

@@ -45,7 +45,7 @@ ROW_GAP = TITLE_AND_BADGE_HEIGHT + 16
 # Room under a node's widgets for what the frontend shows there after a load or a run (at 100 %
 # zoom and NODE_WIDTH), so nothing grows over the node below: the preview sheets of Track Face,
 # Mesh Overlay and Face Identity, the video, image and audio players, the extension's caption.
-PREVIEW_HEIGHTS = {"ReSyncerTrackFace": 320, "ReSyncerMeshOverlay": 320, "ReSyncerFaceIdentity": 320,
+PREVIEW_HEIGHTS = {"ReSyncerStyleReference": 70, "ReSyncerTrackFace": 320, "ReSyncerMeshOverlay": 320, "ReSyncerFaceIdentity": 320,
                    "ReSyncerLoadVideo": 340, "ReSyncerSaveVideo": 340, "LoadImage": 340, "ReSyncerLoadAudio": 60,
                    "ReSyncerGenerator": 60, "ReSyncerFaceSwapInject": 60, "ReSyncerLipSyncStreaming": 60}
 # Track Face with several faces in view: the largest one (face.selection's default rule).
@@ -221,7 +221,8 @@ def lipsync() -> Flow:
 def talking_photo() -> Flow:
     flow = Flow("talking_photo", "ReSyncer talking photo", "ReSyncer: make a photo speak",
                 "A portrait from core Load Image held for the length of the speech (its frame rate set in Fit "
-                "Length), its mouth moved to the words by the shipped models and the mesh warp.")
+                "Length), its mouth moved to the words in a shipped speaking style (Style Preset) by the shipped "
+                "models.")
     photo = flow.add("LoadImage", "Photo", "inputs", image="photo.png")
     speech = flow.add("ReSyncerLoadAudio", "Speech", "inputs", audio="speech.wav", start_seconds=0.0,
                       duration_seconds=0.0)
@@ -229,7 +230,8 @@ def talking_photo() -> Flow:
                       long_audio="pingpong", short_audio="trim", audio=speech["audio"])
     track = _track_target(flow, frames)
     encoder, syncformer, generator = _models(flow)
-    style = _own_style(flow, track)
+    # A photo shows no speaking style of its own: a shipped one.
+    style = flow.add("ReSyncerStylePreset", "Style Preset", "style", preset="natural")
     meshes = _audio_meshes(flow, frames, track, style, encoder, syncformer)
     _finish(flow, frames["fps"], frames, track, meshes["meshes"], generator["generator"], frames["audio"],
             prefix="ReSyncer/talking_photo")

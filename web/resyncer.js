@@ -32,6 +32,7 @@ export const STAGES = {
   ReSyncerAudioFeatures: "audio",
   ReSyncerTrackFace: "track",
   ReSyncerStyleReference: "style",
+  ReSyncerStylePreset: "style",
   ReSyncerLoadSyncFormer: "load",
   ReSyncerSyncFormer: "syncformer",
   ReSyncerMeshesFromVideo: "meshes",
