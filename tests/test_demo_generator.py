@@ -5,6 +5,7 @@ warp's does in test_mesh_warp) and not the original video; bf16 gives the fp32 p
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import numpy as np
@@ -46,14 +47,21 @@ def generated():
     return tracker, track, meshes, pasted, generator, overlays, crops, outputs, masks
 
 
-def test_shipped_generator_is_trained_on_the_demo_face_and_auto_takes_it_there():
+def test_shipped_generator_is_trained_on_the_demo_face_and_only_used_when_asked(tmp_path):
+    """auto leaves the shipped demo generator to the warp, which draws the demo portrait sharper
+    and with more motion; a copy of it (a user's file that records the same face) is taken."""
     assert GENERATOR.is_file() and (GENERATOR.parent / "NOTICE.generator").is_file()
     assert not is_random_initialised(GENERATOR)
     assert trained_faces(GENERATOR).shape == (1, 128)
     assert load_checkpoint(GENERATOR, kind="generator")[1].hide_reference_lower_face
     lines = []
     target = lambda: sampled_face_crops(DEMO_TARGET, FaceTracker("cpu"))  # noqa: E731
-    assert choose_renderer("auto", GENERATOR, lines.append, target) == "generator" and not lines
+    assert choose_renderer("auto", GENERATOR, lines.append, target) == "warp"
+    assert len(lines) == 1 and "shipped generator is a small demo model" in lines[0]
+    assert choose_renderer("generator", GENERATOR, lines.append, target) == "generator"
+    users = tmp_path / "generator.safetensors"
+    shutil.copyfile(GENERATOR, users)
+    assert choose_renderer("auto", users, lines.append, target) == "generator" and len(lines) == 1
 
 
 def test_retracked_generator_output_follows_the_driving_mesh(generated):
@@ -75,9 +83,9 @@ def test_bf16_generator_matches_fp32(generated):
 
 def test_cli_renders_the_demo_face_with_the_generator_and_another_with_the_warp(tmp_path_factory, tmp_path,
                                                                                 monkeypatch, capsys):
-    """`resyncer lipsync` with no model flags: the shipped generator draws the face it knows; when
-    the face does not match (here: the same-face bar raised above any similarity) it says so in
-    one line and the mesh warp draws it."""
+    """`resyncer lipsync --generator G` (a trained generator file of the demo face): it draws the
+    face it knows; when the face does not match (here: the same-face bar raised above any
+    similarity) it says so in one line and the mesh warp draws it."""
     from _pipeline_media import speech_wav, talking_clip
     from resyncer_core.cli import main
     from resyncer_core.stages import warping
@@ -85,7 +93,10 @@ def test_cli_renders_the_demo_face_with_the_generator_and_another_with_the_warp(
     monkeypatch.delenv("RESYNCER_MODELS", raising=False)
     monkeypatch.chdir(tmp_path)  # no ./models: the shipped folder
     clip, speech = talking_clip(tmp_path_factory, 0.8), speech_wav(tmp_path / "speech.wav", 0.6)
-    argv = ["lipsync", "--video", str(clip), "--audio", str(speech), "--x264-preset", "ultrafast", "-o"]
+    users = tmp_path / "trained_generator.safetensors"
+    shutil.copyfile(GENERATOR, users)
+    argv = ["lipsync", "--video", str(clip), "--audio", str(speech), "--x264-preset", "ultrafast",
+            "--generator", str(users), "-o"]
     assert main([*argv, str(tmp_path / "generator.mp4")]) == 0
     printed = capsys.readouterr().out
     assert "mesh warp" not in printed and "generator" in printed  # the stage times name the generator

@@ -93,7 +93,7 @@ def audio_driven_meshes(models: PipelineModels, waveform: np.ndarray, fps: float
         return with_strength(meshes, closed, controls.strength)
 
 
-def _style_reference(models: PipelineModels, style_track: FaceTrack, style_video: str | os.PathLike, fps: float,
+def _style_reference(models: PipelineModels, style_track: FaceTrack, style_video: str | os.PathLike | None, fps: float,
                      controls: MouthControls, callbacks: PipelineCallbacks) -> tuple[torch.Tensor, torch.Tensor | None]:
     """(ΔM_ref [T_S,468,3], its audio features or None) at `fps`: the preset asked for, else the
     style video's most moving window, else (it shows no speech) the default preset."""
@@ -107,7 +107,8 @@ def _style_reference(models: PipelineModels, style_track: FaceTrack, style_video
                      if models.syncformer.uses_style_audio else None)
             return style, audio
         preset = DEFAULT_STYLE_PRESET
-        callbacks.notify(f"{Path(style_video).name} shows no speech motion to take a speaking style from (lip "
+        source = Path(style_video).name if style_video is not None else "the style reference"
+        callbacks.notify(f"{source} shows no speech motion to take a speaking style from (lip "
                          f"spread {motion:.3f} < {MIN_STYLE_MOTION_IOD} inter-ocular distances): speaking in the "
                          f"shipped '{preset}' style (--style chooses another)")
     if models.syncformer.uses_style_audio:

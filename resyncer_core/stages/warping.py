@@ -23,6 +23,8 @@ from ..face.track import FaceTrack, posed_mesh_in_crop
 from ..models.checkpoint import (TRAINING_CONFIG_KEY, check_checkpoint, marks_random_initialisation,
                                 read_checkpoint_metadata)
 from ..render.mesh_warp import MEMORY_SIZE, MouthMemory, lip_gap, traced_warp
+from ..models.presets import MODEL_FILES
+from ..weights import shipped_weights
 from .face_identity import SAME_FACE_SIMILARITY, TargetCrops, best_face_similarity, evenly_spaced, recorded_faces
 from .functions import aligned_crops, select_frames
 from .native_warp import NativeSources
@@ -61,11 +63,11 @@ def warp_reason(generator_path: Path | None, target_crops: TargetCrops | None = 
                 swap: bool = False) -> str | None:
     """Why the generator checkpoint should not render the target, or None: it is a random
     initialisation (it draws noise), for a `swap` its training record shows no swap training
-    (a file without a record is trusted), or it records the few faces it was trained on
-    (stages.face_identity) and `target_crops()` shows another. A missing or unreadable file
-    gives None: the generator's loader reports what is wrong with it. A readable file the
-    loader would refuse (another model's, tensors of other shapes) raises its CheckpointError:
-    a wrong file is the user's mistake to hear about, not noise to replace."""
+    (a file without a record is trusted), it is the shipped demo generator, or it records the
+    few faces it was trained on (stages.face_identity) and `target_crops()` shows another. A
+    missing or unreadable file gives None: the generator's loader reports what is wrong with it.
+    A readable file the loader would refuse (another model's, tensors of other shapes) raises
+    its CheckpointError: a wrong file is the user's mistake to hear about, not noise to replace."""
     if generator_path is None:
         return None
     try:
@@ -78,6 +80,10 @@ def warp_reason(generator_path: Path | None, target_crops: TargetCrops | None = 
         return f"{name} is a random initialisation (untrained)"
     if swap and not _trained_for_swap(metadata):
         return f"{name} was not trained for face swap (`resyncer train swap` trains it)"
+    if _is_shipped_demo_generator(generator_path):
+        # Measured on the demo portrait (benchmarks/visible_sync.py): the warp keeps the face's
+        # detail and moves the mouth further than this small CPU-trained generator.
+        return "the shipped generator is a small demo model that draws softer than the mesh warp"
     faces = recorded_faces(metadata)
     if faces is None or target_crops is None:
         return None
@@ -90,6 +96,13 @@ def warp_reason(generator_path: Path | None, target_crops: TargetCrops | None = 
     return (f"{name} was trained on {len(faces)} face(s) only and this face is another (face similarity "
             f"{similarity:.2f} < {SAME_FACE_SIMILARITY}; `resyncer personalize` or `resyncer train stage2` "
             "trains a generator for it)")
+
+
+def _is_shipped_demo_generator(path: Path) -> bool:
+    try:
+        return Path(path).resolve() == shipped_weights(MODEL_FILES["generator"]).resolve()
+    except OSError:
+        return False
 
 
 def _trained_for_swap(metadata: dict[str, str]) -> bool:
