@@ -28,7 +28,9 @@ from resyncer_core.train.training_state import CHECKPOINTS_FOLDER, latest_traini
 @dataclass(frozen=True)
 class KilledStage:
     options: list[str]        # `resyncer train <stage>` options besides --data, -o, --steps and --resume
-    steps_per_kill: int       # steps the run is given per kill, so it is still training at the last one
+    # Steps the run is given per kill: enough that even on an idle machine it is still training
+    # when a kill comes (3 per kill let a fast run finish first).
+    steps_per_kill: int
     longest_wait_s: float     # a kill comes this long at most after the run saved its first new step
     tolerance: dict = field(default_factory=dict)
 
@@ -36,10 +38,10 @@ class KilledStage:
 STAGES = {
     "stage1": KilledStage(["--window", "16", "--style-frames", "12", "--batch-size", "4", "--log-every", "1",
                            "--validate-every", "0", "--ema-decay", "0.9", "--checkpoint-every", "1"],
-                          steps_per_kill=3, longest_wait_s=0.3, tolerance=dict(rtol=0, atol=1e-6)),
+                          steps_per_kill=25, longest_wait_s=0.05, tolerance=dict(rtol=0, atol=1e-6)),
     "stage2": KilledStage(["--batch-size", "1", "--log-every", "1", "--validation-clips", "0", "--lr", "2e-3",
                            "--ema-decay", "0.5", "--sample-every", "1000", "--checkpoint-every", "1"],
-                          steps_per_kill=3, longest_wait_s=1.5, tolerance=dict(rtol=1e-5, atol=1e-6)),
+                          steps_per_kill=8, longest_wait_s=1.5, tolerance=dict(rtol=1e-5, atol=1e-6)),
 }
 RESUMED = re.compile(r"resumed from \S+ at step (\d+)")
 
