@@ -41,6 +41,7 @@ from ..stages.face_identity import sampled_face_crops
 from ..stages.model_files import PipelineModels, generator_file, load_pipeline_models, resolve_models_dir
 from ..stages.progress import PipelineCallbacks
 from ..stages.warping import MeshWarp, choose_renderer
+from .audio_driving import MouthControls
 from .drive import drive_video
 from .engine import OUTPUT_SUFFIXES, PipelineResult, RenderOptions, check_output_path
 from .lipsync import lipsync_video
@@ -199,11 +200,13 @@ class BatchModels:
 
 @dataclass(frozen=True)
 class JobSettings:
-    """What every job of the batch shares: the render options and the length modes."""
+    """What every job of the batch shares: the render options, the length modes and the
+    stage-1 controls of the audio-driven jobs."""
 
     options: RenderOptions
     long_audio: str = "pingpong"
     short_audio: str = "trim"
+    controls: MouthControls = MouthControls()
 
 
 def run_job(job: BatchJob, models: PipelineModels, settings: JobSettings, tracker: FaceTracker,
@@ -214,10 +217,11 @@ def run_job(job: BatchJob, models: PipelineModels, settings: JobSettings, tracke
                   callbacks=callbacks, tracker=tracker)
     if job.mode == "lipsync":
         return lipsync_video(inputs["video"], inputs["audio"], job.output, models, style_from=inputs.get("style"),
-                             **shared)
+                             controls=settings.controls, **shared)
     if job.mode == "drive":
         return drive_video(inputs["video"], inputs["driver"], job.output, models, **shared)
-    return swap_video(inputs["video"], inputs["identity"], job.output, models, audio=inputs.get("audio"), **shared)
+    return swap_video(inputs["video"], inputs["identity"], job.output, models, audio=inputs.get("audio"),
+                      controls=settings.controls, **shared)
 
 
 def summary_path(summary_dir: Path, shard: Shard) -> Path:

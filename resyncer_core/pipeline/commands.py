@@ -110,6 +110,7 @@ def add_batch_parser(subcommands) -> None:
     _add_length_arguments(parser, "audio or driver")
     _add_render_arguments(parser)
     add_syncformer_argument(parser)
+    add_mouth_arguments(parser)
     parser.set_defaults(handler=_run_batch)
 
 
@@ -210,7 +211,8 @@ def _run_batch(args) -> int:
     jobs = read_manifest(args.manifest)
     shard = shard_from_environment()
     check_encoder_settings(args.crf, args.x264_preset)
-    settings = JobSettings(options=_render_options(args), long_audio=args.long_audio, short_audio=args.short_audio)
+    settings = JobSettings(options=_render_options(args), long_audio=args.long_audio, short_audio=args.short_audio,
+                           controls=mouth_controls_from(args))
     device = resolve_device(process_device(args.device))
     tracker = FaceTracker(device, face=" ".join(args.face))
 

@@ -199,8 +199,7 @@ def transfer_identity(renderer: IdentityWarp, crops: torch.Tensor, track: FaceTr
         if on_batch is not None:
             on_batch(min(start + batch_size, len(crops)), len(crops))
     if not outputs:
-        empty = torch.zeros(0, CROP_SIZE, CROP_SIZE)
-        return crops.clone(), empty, NativeSources(torch.zeros(0, CROP_SIZE, CROP_SIZE, 2), empty[:, None])
+        return crops.clone(), torch.zeros(0, CROP_SIZE, CROP_SIZE), NativeSources.of_no_crops(CROP_SIZE)
     swapped = torch.where(masks[:, None] > 0, torch.stack(outputs).clamp(-1, 1), crops)
     pictures = SourceImages(texture.pictures, texture.crop_affine, views.numpy(), torch.stack(gains),
                             torch.stack(biases))

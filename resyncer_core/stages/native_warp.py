@@ -56,6 +56,11 @@ class NativeSources:
         if len(self.sources) != len(self.plain):
             raise ValueError(f"{len(self.sources)} source maps for {len(self.plain)} masks")
 
+    @classmethod
+    def of_no_crops(cls, size: int) -> NativeSources:
+        """The source maps of an empty batch of size² crops."""
+        return cls(torch.zeros(0, size, size, 2), torch.zeros(0, 1, size, size))
+
     def select(self, indices) -> NativeSources:
         images = None if self.images is None else self.images.select(indices)
         return NativeSources(self.sources[indices], self.plain[indices], images)

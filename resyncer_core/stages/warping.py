@@ -172,8 +172,7 @@ def traced_warp_crops(warp: MeshWarp, crops: torch.Tensor, track: FaceTrack, mes
         if on_batch is not None:
             on_batch(min(start + batch_size, len(crops)), len(crops))
     if not outputs:
-        empty = torch.zeros(0, CROP_SIZE, CROP_SIZE)
-        return crops.clone(), empty, NativeSources(torch.zeros(0, CROP_SIZE, CROP_SIZE, 2), empty[:, None])
+        return crops.clone(), torch.zeros(0, CROP_SIZE, CROP_SIZE), NativeSources.of_no_crops(CROP_SIZE)
     masks = torch.cat(masks) * valid.view(-1, 1, 1)
     return (torch.where(masks[:, None] > 0, torch.cat(outputs), crops), masks,
             NativeSources(torch.cat(sources), torch.cat(plain)))
