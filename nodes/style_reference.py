@@ -50,7 +50,7 @@ class ReSyncerStyleReference:
 
     def reference(self, face_track, start=-1, length=STYLE_FRAMES, audio_features=None):
         from resyncer_core.errors import ResyncerInputError
-        from resyncer_core.mouth.style import DEFAULT_STYLE_PRESET, MIN_STYLE_MOTION_IOD, style_motion_iod
+        from resyncer_core.mouth.style import DEFAULT_STYLE_PRESET, no_style_reason
         from resyncer_core.stages.functions import (
             choose_style_window,
             style_reference_from_track,
@@ -58,11 +58,9 @@ class ReSyncerStyleReference:
 
         first = choose_style_window(face_track, length) if start < 0 else int(start)
         delta = style_reference_from_track(face_track, first, length)
-        motion = style_motion_iod(face_track.template, delta)
-        if motion < MIN_STYLE_MOTION_IOD and audio_features is None:
-            warning = (f"this clip shows no speech motion to take a style from (lip spread {motion:.3f} < "
-                       f"{MIN_STYLE_MOTION_IOD} IOD): speaking in the shipped '{DEFAULT_STYLE_PRESET}' style")
-            return with_node_info(preset_style(DEFAULT_STYLE_PRESET, length), warning=warning)
+        reason = None if audio_features is not None else no_style_reason(face_track.template, delta)
+        if reason is not None:
+            return with_node_info(preset_style(DEFAULT_STYLE_PRESET, length), warning=f"this clip {reason}")
         audio = None
         if audio_features is not None:
             features = audio_features.features

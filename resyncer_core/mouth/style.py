@@ -74,6 +74,17 @@ def style_motion_iod(template: np.ndarray | torch.Tensor, style_reference: torch
     return float(np.ptp(np.percentile(apertures, [10, 90]))) if len(apertures) else 0.0
 
 
+def no_style_reason(template: np.ndarray | torch.Tensor, style_reference: torch.Tensor) -> str | None:
+    """Why a style reference ΔM_ref [T,468,3] on `template` gives no speaking style, so the
+    default preset speaks instead (the end of a sentence naming the reference), or None when
+    it shows speech (MIN_STYLE_MOTION_IOD)."""
+    motion = style_motion_iod(template, style_reference)
+    if motion >= MIN_STYLE_MOTION_IOD:
+        return None
+    return (f"shows no speech motion to take a speaking style from (lip spread {motion:.3f} < "
+            f"{MIN_STYLE_MOTION_IOD} inter-ocular distances): speaking in the shipped '{DEFAULT_STYLE_PRESET}' style")
+
+
 def closed_neutral(template: np.ndarray | torch.Tensor) -> np.ndarray:
     """The template [468,3] with its inner lip contours brought together by the rig's closure
     field (each lip half the gap, the lips' surroundings following): a smiling portrait with

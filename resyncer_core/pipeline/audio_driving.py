@@ -21,12 +21,11 @@ from ..errors import ResyncerInputError
 from ..face.track import FaceTrack
 from ..mouth.style import (
     DEFAULT_STYLE_PRESET,
-    MIN_STYLE_MOTION_IOD,
     check_strength,
     check_style_preset,
     closed_neutral,
+    no_style_reason,
     preset_style_reference,
-    style_motion_iod,
     with_strength,
 )
 from ..stages.functions import compute_audio_features, frames_at_rate, predict_meshes, style_reference_at_rate
@@ -101,16 +100,14 @@ def _style_reference(models: PipelineModels, style_track: FaceTrack, style_video
     preset = controls.style_preset
     if preset is None:
         style, start = style_reference_at_rate(style_track, fps, config.style_frames)
-        motion = style_motion_iod(style_track.template, style)
-        if motion >= MIN_STYLE_MOTION_IOD:
+        reason = no_style_reason(style_track.template, style)
+        if reason is None:
             audio = (_style_audio_features(models, style_video, fps, start, len(style))
                      if models.syncformer.uses_style_audio else None)
             return style, audio
         preset = DEFAULT_STYLE_PRESET
         source = Path(style_video).name if style_video is not None else "the style reference"
-        callbacks.notify(f"{source} shows no speech motion to take a speaking style from (lip "
-                         f"spread {motion:.3f} < {MIN_STYLE_MOTION_IOD} inter-ocular distances): speaking in the "
-                         f"shipped '{preset}' style (--style chooses another)")
+        callbacks.notify(f"{source} {reason} (--style chooses another)")
     if models.syncformer.uses_style_audio:
         raise ResyncerInputError(f"this Style-SyncFormer takes its style from a reference's audio, which the "
                                  f"'{preset}' preset does not have; give a talking video as the style reference")
