@@ -60,7 +60,7 @@ def measure(output: Path, audio: Path, source: Path | None = None, alignment: Pa
     phones = phones_for(audio, alignment)
     labels = frame_phones(phones, len(apertures), info.fps)
     result = visible_sync(apertures, labels, rest_openness(phones, len(apertures), info.fps))
-    report = {"output": str(output), "frames": len(apertures), **result.as_dict()}
+    report = {"output": str(output), "frames": len(apertures), "line": result.line(), **result.as_dict()}
     if source is not None:
         source_info = probe_video(source)
         picks = np.flatnonzero(track.valid)[:: max(1, int(track.valid.sum()) // 12)]
@@ -90,11 +90,7 @@ def main(argv: list[str] | None = None) -> int:
             report = measure(output, args.audio, args.input, args.alignment, tracker)
             reports.append(report)
             sharp = f"; sharpness {report['sharpness_ratio']:.2f}" if "sharpness_ratio" in report else ""
-            print(f"{output.name}: open vowel {report['open_vowel']:.3f}, P/B/M {report['bilabial']:.3f}, silence "
-                  f"{report['silence']:.3f} IOD; open − P/B/M {report['open_minus_bilabial']:+.3f}, open − silence "
-                  f"{report['open_minus_silence']:+.3f}; p10–p90 {report['p10']:.3f}–{report['p90']:.3f}; r "
-                  f"{report['correlation']:.2f} (best {report['best_lag_correlation']:.2f} at lag "
-                  f"{report['best_lag']}){sharp}")
+            print(f"{output.name}: {report['line']}{sharp}")
     except ResyncerInputError as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

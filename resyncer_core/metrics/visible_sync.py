@@ -25,7 +25,6 @@ from ..mouth.viseme_rig import VisemeRig
 BILABIALS = frozenset({"P", "B", "M"})
 OPEN_VOWELS = frozenset({"AA", "AE", "AH", "AO", "AW", "AY"})
 SILENCES = frozenset({"SIL"})
-PHONE_CLASSES = {"open_vowel": OPEN_VOWELS, "bilabial": BILABIALS, "silence": SILENCES}
 # Open vowels minus P/B/M (or silence) of at least this many IOD reads as a mouth that speaks.
 VISIBLE_DIFFERENCE_IOD = 0.05
 MAX_LAG = 5
@@ -87,13 +86,14 @@ class VisibleSync:
 
     def as_dict(self) -> dict:
         return {**asdict(self), "open_minus_bilabial": self.open_minus_bilabial,
-                "open_minus_silence": self.open_minus_silence, "spread": self.spread}
+                "open_minus_silence": self.open_minus_silence, "spread": self.spread, "visible": self.visible}
 
     def line(self) -> str:
         return (f"open vowel {self.open_vowel:.3f}, P/B/M {self.bilabial:.3f}, silence {self.silence:.3f} IOD "
                 f"(open − P/B/M {self.open_minus_bilabial:+.3f}, open − silence {self.open_minus_silence:+.3f}); "
                 f"p10–p90 {self.p10:.3f}–{self.p90:.3f}; r {self.correlation:.2f} at lag 0, "
-                f"best {self.best_lag_correlation:.2f} at {self.best_lag}")
+                f"best {self.best_lag_correlation:.2f} at {self.best_lag}; "
+                f"{'visible' if self.visible else f'under {VISIBLE_DIFFERENCE_IOD} IOD: not visible'}")
 
 
 def visible_sync(apertures: np.ndarray, labels: np.ndarray, openness: np.ndarray | None = None,
@@ -163,7 +163,3 @@ def rest_openness(phones: PhoneTimings, frame_count: int, fps: float) -> np.ndar
     rig = VisemeRig()
     meshes = (rig.rest + rig(list(phones), frame_count=frame_count, fps=fps)).numpy()
     return aperture_iod(meshes)
-
-
-def phone_class_counts(labels: np.ndarray) -> dict[str, int]:
-    return {name: int(np.isin(labels, list(phones)).sum()) for name, phones in PHONE_CLASSES.items()}
